@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, and runs every
+# test twice: in the normal build (build/) and in an ASan+UBSan build
+# (build-asan/). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc)
+scripts/build.sh build
+scripts/build.sh build-asan -DMOLERAT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+echo "== tests: normal build"
+ctest --test-dir build --output-on-failure -j"$jobs"
+echo "== tests: ASan+UBSan build"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan --output-on-failure -j"$jobs"

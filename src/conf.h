@@ -1,0 +1,137 @@
+/* conf: rathole's configuration schema (spec §8) over the toml tree.
+ *
+ * TOML text -> toml tree -> schema table (one declarative row per key:
+ * name, type, default, bounds, validator, reload class) -> an immutable
+ * struct conf. Validation follows spec §8.7 in order; the first failure
+ * wins. Errors carry file:line:col, the key path and what to do.
+ *
+ * Ownership: conf_load*() returns a struct conf the caller frees with
+ * conf_free(); every string in it is owned by the conf. A conf is never
+ * modified after load, so the running instance and a reload can hold two
+ * and compare them (conf_diff). */
+#ifndef MOLERAT_CONF_H
+#define MOLERAT_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum conf_svc_type { SVC_TCP = 0, SVC_UDP };
+enum conf_xport_type { XPORT_TCP = 0, XPORT_TLS, XPORT_NOISE, XPORT_WEBSOCKET };
+enum conf_mode { MODE_AUTO = 0, MODE_SERVER, MODE_CLIENT };
+
+struct conf_tcp {
+	bool nodelay;                 /* default true */
+	uint64_t keepalive_secs;      /* default 20 */
+	uint64_t keepalive_interval;  /* default 8 */
+	char *proxy;                  /* NULL or "socks5://..." / "http://..." */
+};
+
+struct conf_tls {
+	bool present;                 /* the [*.transport.tls] table exists */
+	char *hostname;               /* NULL when unset */
+	char *trusted_root;
+	char *pkcs12;
+	char *pkcs12_password;
+};
+
+struct conf_noise {
+	bool present;
+	char *pattern;                /* default "Noise_NK_25519_ChaChaPoly_BLAKE2s" */
+	char *local_private_key;      /* base64 as written, or NULL */
+	char *remote_public_key;
+};
+
+struct conf_websocket {
+	bool present;
+	bool tls;                     /* required when present */
+};
+
+struct conf_transport {
+	enum conf_xport_type type;    /* XPORT_TCP when the table is absent */
+	struct conf_tcp tcp;
+	struct conf_tls tls;
+	struct conf_noise noise;
+	struct conf_websocket websocket;
+};
+
+struct conf_service {
+	char *name;                   /* the table key, as written after unquoting */
+	size_t name_len;              /* names may contain NUL */
+	enum conf_svc_type type;
+	char *token;                  /* after defaults: never NULL */
+	int nodelay;                  /* -1 unset, 0, 1 */
+	/* server side */
+	char *bind_addr;
+	/* client side */
+	char *local_addr;
+	uint64_t retry_interval;      /* after defaults (client) */
+	unsigned line, col;           /* where the service table is defined */
+};
+
+struct conf_server {
+	char *bind_addr;
+	char *default_token;          /* NULL when unset */
+	uint64_t heartbeat_interval;  /* default 30; 0 disables */
+	struct conf_transport transport;
+	struct conf_service *services;
+	size_t n_services;
+};
+
+struct conf_client {
+	char *remote_addr;
+	char *default_token;
+	uint64_t heartbeat_timeout;   /* default 40; 0 disables */
+	uint64_t retry_interval;      /* default 1 */
+	struct conf_transport transport;
+	struct conf_service *services;
+	size_t n_services;
+};
+
+struct conf {
+	char *path;                   /* as given */
+	struct conf_server *server;   /* NULL when [server] is absent */
+	struct conf_client *client;   /* NULL when [client] is absent */
+};
+
+/* A user-facing error: "file:line:col: key.path: what is wrong; what to do". */
+struct conf_error {
+	char msg[512];
+};
+
+/* Reads and validates a file. NULL with *err filled on failure (the
+ * message is complete and starts with the path, e.g.
+ * "client.toml:12:5: client.services.nas: local_addr is required"). */
+struct conf *conf_load_file(const char *path, struct conf_error *err);
+/* The same over a buffer; path is used only in messages. */
+struct conf *conf_load_buffer(const char *path, const char *text, size_t len, struct conf_error *err);
+void conf_free(struct conf *c);
+
+/* Run mode from flags and file (spec §8.8). Returns MODE_SERVER or
+ * MODE_CLIENT, or MODE_AUTO with *err filled when it cannot be decided
+ * (both sections and no flag; the chosen section missing). */
+enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct conf_error *err);
+
+/* Warnings beyond rathole's rules (a key file that does not exist, an
+ * unusable noise key, a proxy without a port...): one line each, passed to
+ * warn(). Returns how many. Used by `molerat check` and at start. */
+size_t conf_warnings(const struct conf *c, enum conf_mode mode,
+		     void (*warn)(void *arg, const char *line), void *arg);
+
+/* Hot reload (spec §9.2): compares two validated configs. */
+enum conf_change { CONF_SAME = 0, CONF_GENERAL, CONF_SERVICES };
+struct conf_diff {
+	enum conf_change change;
+	/* with CONF_SERVICES: names (borrowed from old / new) */
+	const struct conf_service **server_deleted; size_t n_server_deleted;
+	const struct conf_service **server_added;   size_t n_server_added;   /* new or changed */
+	const struct conf_service **client_deleted; size_t n_client_deleted;
+	const struct conf_service **client_added;   size_t n_client_added;
+};
+int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_diff *out);
+void conf_diff_free(struct conf_diff *d);
+
+const char *conf_svc_type_name(enum conf_svc_type t);     /* "tcp" / "udp" */
+const char *conf_xport_type_name(enum conf_xport_type t); /* "tcp", "tls", "noise", "websocket" */
+
+#endif
