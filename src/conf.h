@@ -20,11 +20,28 @@ enum conf_svc_type { SVC_TCP = 0, SVC_UDP };
 enum conf_xport_type { XPORT_TCP = 0, XPORT_TLS, XPORT_NOISE, XPORT_WEBSOCKET };
 enum conf_mode { MODE_AUTO = 0, MODE_SERVER, MODE_CLIENT };
 
+/* A URL split as rathole's url crate (WHATWG URL Standard) does; see
+ * conf_url_parse(). Every string is owned by the struct. */
+struct conf_url {
+	char *scheme;                 /* lower case: "socks5", "http", ... */
+	char *username;               /* percent-encoded as in the URL; "" when none */
+	char *password;               /* percent-encoded; NULL when none */
+	char *host;                   /* NULL when the URL has no host; a domain of a
+				       * special scheme (http) lower-cased, an IPv4 in
+				       * dotted form, an IPv6 in brackets ("[::1]"),
+				       * as url::Url::host_str() gives it */
+	bool has_port;                /* false when absent or the scheme's default
+				       * (http://h:80): rathole then panics (Q12) */
+	uint16_t port;                /* valid when has_port */
+};
+
 struct conf_tcp {
 	bool nodelay;                 /* default true */
 	uint64_t keepalive_secs;      /* default 20 */
 	uint64_t keepalive_interval;  /* default 8 */
 	char *proxy;                  /* NULL or "socks5://..." / "http://..." */
+	struct conf_url proxy_url;    /* proxy parsed (all NULL/0 when proxy is
+				       * NULL); scheme is "socks5" or "http" */
 };
 
 struct conf_tls {
@@ -60,6 +77,7 @@ struct conf_service {
 	size_t name_len;              /* names may contain NUL */
 	enum conf_svc_type type;
 	char *token;                  /* after defaults: never NULL */
+	size_t token_len;             /* tokens may contain NUL: hash token_len bytes */
 	int nodelay;                  /* -1 unset, 0, 1 */
 	/* server side */
 	char *bind_addr;
@@ -72,6 +90,7 @@ struct conf_service {
 struct conf_server {
 	char *bind_addr;
 	char *default_token;          /* NULL when unset */
+	size_t default_token_len;
 	uint64_t heartbeat_interval;  /* default 30; 0 disables */
 	struct conf_transport transport;
 	struct conf_service *services;
@@ -80,7 +99,8 @@ struct conf_server {
 
 struct conf_client {
 	char *remote_addr;
-	char *default_token;
+	char *default_token;          /* NULL when unset */
+	size_t default_token_len;
 	uint64_t heartbeat_timeout;   /* default 40; 0 disables */
 	uint64_t retry_interval;      /* default 1 */
 	struct conf_transport transport;
@@ -88,10 +108,14 @@ struct conf_client {
 	size_t n_services;
 };
 
+struct toml_node;
+
 struct conf {
 	char *path;                   /* as given */
 	struct conf_server *server;   /* NULL when [server] is absent */
 	struct conf_client *client;   /* NULL when [client] is absent */
+	struct toml_node *tree;       /* internal: the parsed file, kept for the
+				       * positions conf_warnings() reports */
 };
 
 /* A user-facing error: "file:line:col: key.path: what is wrong; what to do". */
@@ -130,6 +154,35 @@ struct conf_diff {
 };
 int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_diff *out);
 void conf_diff_free(struct conf_diff *d);
+
+/* Reload class of a key (spec §9.2): a hot key (anything inside
+ * [*.services.NAME]) is applied by Delete/Add of that service; a general
+ * key restarts the instance. */
+enum conf_reload { CONF_RELOAD_GENERAL = 0, CONF_RELOAD_HOT };
+
+/* One key of the schema, for documentation and `molerat check --keys`. */
+struct conf_key_info {
+	const char *path;             /* "client.services.<name>.local_addr" */
+	const char *type;             /* "string", "u64", "bool", "enum", "table", "url" */
+	const char *def;              /* default as TOML text, or NULL for none */
+	const char *values;           /* enum: "\"tcp\" | \"udp\"", else NULL */
+	bool required;
+	enum conf_reload reload;
+};
+/* Calls cb once per key of the schema, depth first, in table order.
+ * The info and its strings are valid during the call only. Returns the
+ * number of keys. */
+size_t conf_schema_walk(void (*cb)(void *arg, const struct conf_key_info *k), void *arg);
+
+/* Parses len bytes (not NUL-terminated; NUL allowed) as an absolute URL the
+ * way rathole's url crate does (WHATWG URL Standard; international domain
+ * names are kept as written instead of being converted to punycode).
+ * Returns 0 with *u filled (free it with conf_url_free), MR_EFORMAT with
+ * *why set to a static reason ("relative URL without a base", "empty host",
+ * "invalid port number", ...), or -ENOMEM. */
+int conf_url_parse(const char *s, size_t len, struct conf_url *u, const char **why);
+/* Frees the strings of u (not u itself) and zeroes it. NULL-safe. */
+void conf_url_free(struct conf_url *u);
 
 const char *conf_svc_type_name(enum conf_svc_type t);     /* "tcp" / "udp" */
 const char *conf_xport_type_name(enum conf_xport_type t); /* "tcp", "tls", "noise", "websocket" */

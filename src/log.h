@@ -8,6 +8,7 @@
 #define MOLERAT_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOGL_OFF = 0,

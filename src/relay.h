@@ -13,7 +13,10 @@
  * both ends at once; at most RELAY_BUDGET bytes per direction per wake-up.
  *
  * Ownership: relay_start takes both xports (also on failure, when it closes
- * them). The relay frees itself after calling done(). */
+ * them). The relay frees itself after calling done().
+ *
+ * The process must ignore SIGPIPE: splice(2) into a socket whose peer is
+ * gone raises it (splice has no MSG_NOSIGNAL). */
 #ifndef MOLERAT_RELAY_H
 #define MOLERAT_RELAY_H
 
@@ -38,6 +41,10 @@ struct relay_counters {
 	uint64_t bytes[2];      /* [0]: a -> b, [1]: b -> a */
 	uint64_t relays_total;
 	uint64_t relays_active;
+	/* gauge: bytes read from one side and not yet written to the other
+	 * (in pipes and copy buffers) by the relays using these counters;
+	 * bounded by about 2 * (pipe size or copy buffer) per relay */
+	uint64_t bytes_buffered;
 };
 struct relay_counters *relay_counters_new(void);
 struct relay_counters *relay_counters_ref(struct relay_counters *c);

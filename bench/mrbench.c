@@ -1,0 +1,387 @@
+/* mrbench: connection helpers for bench/run. Not part of molerat; bench/run
+ * compiles it with cc into its temporary directory at run time.
+ *
+ *   mrbench echo
+ *       TCP and UDP echo server on 127.0.0.1, both on the same ephemeral
+ *       port. Prints "port N" on stdout, then echoes until stdin reaches EOF
+ *       or a signal ends it. Meant for small messages: bytes that do not fit
+ *       into a socket's send buffer at once are dropped.
+ *   mrbench lat HOST PORT N TIMEOUT_MS
+ *       N sequential short connections. For each: connect, send 1 byte, wait
+ *       for 1 byte back, close. The time from before socket() to the byte
+ *       back is recorded. Prints one JSON line with the percentiles (us).
+ *   mrbench hold HOST PORT N BATCH TIMEOUT_MS
+ *       Opens N connections, at most BATCH being set up at once; each counts
+ *       as held once 1 byte sent on it has come back. Prints one JSON line
+ *       when every connection is held or failed (or at the deadline), then
+ *       keeps them open. Each "check" line on stdin prints a JSON line with
+ *       how many held connections are still open and quiet; EOF on stdin
+ *       closes everything and exits.
+ *
+ * Every mode raises its own RLIMIT_NOFILE soft limit as far as it can. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	/* Root may raise the hard limit too; try a generous value first. */
+	struct rlimit want = { 1048576, 1048576 };
+	if (rl.rlim_max < want.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int parse_addr(const char *host, const char *port, struct sockaddr_in *sa)
+{
+	char *end;
+	long p = strtol(port, &end, 10);
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	if (*end != '\0' || p <= 0 || p > 65535 || inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+		fprintf(stderr, "mrbench: bad address %s:%s\n", host, port);
+		return -1;
+	}
+	sa->sin_port = htons((uint16_t)p);
+	return 0;
+}
+
+static long parse_num(const char *s, const char *what)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*end != '\0' || v <= 0) {
+		fprintf(stderr, "mrbench: bad %s '%s'\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+/* ---- echo ---- */
+
+static int echo_main(void)
+{
+	int lfd = -1, ufd = -1;
+	uint16_t port = 0;
+	for (int tries = 0; tries < 100 && ufd < 0; tries++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(sa);
+		int one = 1;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (lfd < 0)
+			return perror("mrbench: socket"), 1;
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(lfd, 4096) != 0 ||
+		    getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0)
+			return perror("mrbench: tcp listen"), 1;
+		port = ntohs(sa.sin_port);
+		ufd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (ufd < 0)
+			return perror("mrbench: socket"), 1;
+		if (bind(ufd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			close(ufd);
+			close(lfd);
+			ufd = lfd = -1;
+		}
+	}
+	if (ufd < 0) {
+		fprintf(stderr, "mrbench: no port free for both tcp and udp\n");
+		return 1;
+	}
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN };
+	ev.data.fd = lfd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+	ev.data.fd = ufd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, ufd, &ev);
+	ev.data.fd = 0;
+	epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev);
+	printf("port %u\n", (unsigned)port);
+	fflush(stdout);
+
+	static char buf[65536];
+	struct epoll_event evs[256];
+	for (;;) {
+		int n = epoll_wait(ep, evs, 256, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return perror("mrbench: epoll_wait"), 1;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+			if (fd == 0) {
+				ssize_t r = read(0, buf, sizeof(buf));
+				if (r <= 0)
+					return 0;
+			} else if (fd == lfd) {
+				for (;;) {
+					int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+					if (c < 0) {
+						if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+							perror("mrbench echo: accept");
+						break;
+					}
+					struct epoll_event cev = { .events = EPOLLIN };
+					cev.data.fd = c;
+					epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
+				}
+			} else if (fd == ufd) {
+				for (;;) {
+					struct sockaddr_storage from;
+					socklen_t fl = sizeof(from);
+					ssize_t r = recvfrom(ufd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
+					if (r < 0)
+						break;
+					(void)sendto(ufd, buf, (size_t)r, 0, (struct sockaddr *)&from, fl);
+				}
+			} else {
+				ssize_t r = read(fd, buf, sizeof(buf));
+				if (r > 0) {
+					(void)write(fd, buf, (size_t)r);
+				} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+					close(fd);
+				}
+			}
+		}
+	}
+}
+
+/* ---- lat ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static int64_t pct(const int64_t *v, long n, double p)
+{
+	long k = (long)((p / 100.0) * (double)n + 0.999999);
+	if (k < 1)
+		k = 1;
+	if (k > n)
+		k = n;
+	return v[k - 1];
+}
+
+static int lat_main(int argc, char **argv)
+{
+	if (argc != 6)
+		return fprintf(stderr, "usage: mrbench lat HOST PORT N TIMEOUT_MS\n"), 2;
+	struct sockaddr_in sa;
+	if (parse_addr(argv[2], argv[3], &sa) != 0)
+		return 2;
+	long n = parse_num(argv[4], "count");
+	int tmo = (int)parse_num(argv[5], "timeout");
+	int64_t *v = calloc((size_t)n, sizeof(*v));
+	long ok = 0, fail = 0;
+	char first_err[128] = "";
+	for (long i = 0; i < n; i++) {
+		int64_t t0 = now_us();
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		const char *err = NULL;
+		int one = 1;
+		char c = 'x';
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct timeval tv = { .tv_sec = tmo / 1000, .tv_usec = (tmo % 1000) * 1000 };
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			err = "connect";
+		else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), write(fd, &c, 1) != 1)
+			err = "write";
+		else if (poll(&pfd, 1, tmo) != 1)
+			err = "timeout waiting for the echo";
+		else if (read(fd, &c, 1) != 1)
+			err = "read (connection closed before the echo)";
+		int64_t t1 = now_us();
+		int e = errno;
+		close(fd);
+		if (err) {
+			if (!first_err[0])
+				snprintf(first_err, sizeof(first_err), "%s: %s", err, strerror(e));
+			fail++;
+		} else {
+			v[ok++] = t1 - t0;
+		}
+	}
+	qsort(v, (size_t)ok, sizeof(*v), cmp_i64);
+	double sum = 0;
+	for (long i = 0; i < ok; i++)
+		sum += (double)v[i];
+	printf("{\"n\": %ld, \"ok\": %ld, \"fail\": %ld, \"first_error\": \"%s\"", n, ok, fail, first_err);
+	if (ok > 0)
+		printf(", \"p50_us\": %lld, \"p90_us\": %lld, \"p99_us\": %lld, \"max_us\": %lld, \"mean_us\": %.1f",
+		       (long long)pct(v, ok, 50), (long long)pct(v, ok, 90), (long long)pct(v, ok, 99),
+		       (long long)v[ok - 1], sum / (double)ok);
+	printf("}\n");
+	free(v);
+	return fail == 0 ? 0 : 1;
+}
+
+/* ---- hold ---- */
+
+enum hold_state { H_IDLE = 0, H_CONNECTING, H_WAIT_ECHO, H_HELD, H_FAILED };
+
+struct hold_conn {
+	int fd;
+	enum hold_state st;
+};
+
+static int hold_main(int argc, char **argv)
+{
+	if (argc != 7)
+		return fprintf(stderr, "usage: mrbench hold HOST PORT N BATCH TIMEOUT_MS\n"), 2;
+	struct sockaddr_in sa;
+	if (parse_addr(argv[2], argv[3], &sa) != 0)
+		return 2;
+	long n = parse_num(argv[4], "count");
+	long batch = parse_num(argv[5], "batch");
+	int64_t deadline = now_us() + parse_num(argv[6], "timeout") * 1000;
+	struct hold_conn *cs = calloc((size_t)n, sizeof(*cs));
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	long next = 0, inflight = 0, held = 0, failed = 0;
+	char first_err[128] = "";
+	int64_t t0 = now_us();
+
+	while (held + failed < n && now_us() < deadline) {
+		while (inflight < batch && next < n) {
+			struct hold_conn *c = &cs[next];
+			c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+			if (c->fd < 0) {
+				if (!first_err[0])
+					snprintf(first_err, sizeof(first_err), "socket: %s", strerror(errno));
+				c->st = H_FAILED;
+				failed++;
+				next++;
+				continue;
+			}
+			int r = connect(c->fd, (struct sockaddr *)&sa, sizeof(sa));
+			if (r != 0 && errno != EINPROGRESS) {
+				if (!first_err[0])
+					snprintf(first_err, sizeof(first_err), "connect: %s", strerror(errno));
+				close(c->fd);
+				c->st = H_FAILED;
+				failed++;
+				next++;
+				continue;
+			}
+			struct epoll_event ev = { .events = EPOLLOUT };
+			ev.data.u64 = (uint64_t)next;
+			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+			c->st = H_CONNECTING;
+			inflight++;
+			next++;
+		}
+		struct epoll_event evs[256];
+		int k = epoll_wait(ep, evs, 256, 100);
+		for (int i = 0; i < k; i++) {
+			struct hold_conn *c = &cs[evs[i].data.u64];
+			const char *err = NULL;
+			int e = 0;
+			if (c->st == H_CONNECTING) {
+				socklen_t el = sizeof(e);
+				char x = 'h';
+				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+				if (e != 0) {
+					err = "connect";
+				} else if (write(c->fd, &x, 1) != 1) {
+					e = errno;
+					err = "write";
+				} else {
+					struct epoll_event ev = { .events = EPOLLIN };
+					ev.data.u64 = evs[i].data.u64;
+					epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+					c->st = H_WAIT_ECHO;
+				}
+			} else if (c->st == H_WAIT_ECHO) {
+				char x;
+				ssize_t r = read(c->fd, &x, 1);
+				if (r == 1) {
+					epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+					c->st = H_HELD;
+					held++;
+					inflight--;
+				} else if (r == 0) {
+					err = "closed before the echo";
+				} else if (errno != EAGAIN) {
+					e = errno;
+					err = "read";
+				}
+			}
+			if (err) {
+				if (!first_err[0])
+					snprintf(first_err, sizeof(first_err), "%s: %s", err, e ? strerror(e) : "eof");
+				close(c->fd);
+				c->st = H_FAILED;
+				failed++;
+				inflight--;
+			}
+		}
+	}
+	printf("{\"want\": %ld, \"held\": %ld, \"failed\": %ld, \"pending\": %ld, \"ms\": %lld, \"first_error\": \"%s\"}\n",
+	       n, held, failed, n - held - failed, (long long)((now_us() - t0) / 1000), first_err);
+	fflush(stdout);
+
+	char line[64];
+	while (fgets(line, sizeof(line), stdin)) {
+		if (strncmp(line, "check", 5) != 0)
+			continue;
+		long alive = 0;
+		for (long i = 0; i < n; i++) {
+			if (cs[i].st != H_HELD)
+				continue;
+			struct pollfd p = { .fd = cs[i].fd, .events = POLLIN | POLLRDHUP };
+			if (poll(&p, 1, 0) == 0)
+				alive++;
+		}
+		printf("{\"alive\": %ld}\n", alive);
+		fflush(stdout);
+	}
+	for (long i = 0; i < n; i++)
+		if (cs[i].st == H_HELD || cs[i].st == H_CONNECTING || cs[i].st == H_WAIT_ECHO)
+			close(cs[i].fd);
+	free(cs);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if (argc >= 2 && strcmp(argv[1], "echo") == 0)
+		return echo_main();
+	if (argc >= 2 && strcmp(argv[1], "lat") == 0)
+		return lat_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "hold") == 0)
+		return hold_main(argc, argv);
+	fprintf(stderr, "usage: mrbench echo | lat HOST PORT N TIMEOUT_MS | hold HOST PORT N BATCH TIMEOUT_MS\n");
+	return 2;
+}

@@ -1,0 +1,93 @@
+#include "cli.h"
+
+#include <string.h>
+
+void cli_usage(FILE *out)
+{
+	fputs("molerat " MOLERAT_VERSION ": a NAT-traversal reverse proxy, a drop-in replacement for rathole 0.5\n"
+	      "\n"
+	      "Usage:\n"
+	      "  molerat [--server|--client] CONFIG        run as the file says (or as the flag says)\n"
+	      "  molerat check [--server|--client] CONFIG  validate CONFIG as rathole would, print its services\n"
+	      "  molerat --genkey [x25519]                 print a new Noise key pair\n"
+	      "  molerat --help | -V | --version\n"
+	      "\n"
+	      "Options:\n"
+	      "  -s, --server        run the [server] section (needed when CONFIG has both)\n"
+	      "  -c, --client        run the [client] section\n"
+	      "      --genkey [CURVE] print a key pair (CURVE: x25519, the default)\n"
+	      "  -h, --help          this text\n"
+	      "  -V, --version       the version\n"
+	      "\n"
+	      "Environment:\n"
+	      "  MOLERAT_LOG     log level: error, warn, info (default), debug, trace, off\n"
+	      "  RUST_LOG        read when MOLERAT_LOG is unset (rathole's EnvFilter: LEVEL or rathole=LEVEL)\n"
+	      "  MOLERAT_RELAY   copy: force the buffered relay instead of splice(2)\n"
+	      "\n"
+	      "Signals: SIGINT and SIGTERM stop the process (exit 0).\n"
+	      "\n"
+	      "Exit status:\n"
+	      "  0  success (or stopped by SIGINT/SIGTERM)\n"
+	      "  1  invalid configuration, instance start failure (e.g. bind_addr in use), --genkey failure\n"
+	      "  2  bad command line\n", out);
+}
+
+int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
+{
+	memset(o, 0, sizeof(*o));
+	o->cmd = CLI_RUN;
+	o->mode = MODE_AUTO;
+	bool genkey = false, check = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-s") || !strcmp(a, "--server") || !strcmp(a, "-c") || !strcmp(a, "--client")) {
+			enum conf_mode m = (a[1] == 's' || !strcmp(a, "--server")) ? MODE_SERVER : MODE_CLIENT;
+			if (o->mode != MODE_AUTO && o->mode != m) {
+				fprintf(err, "molerat: --server and --client cannot be used together\n");
+				return EXIT_USAGE;
+			}
+			o->mode = m;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			o->cmd = CLI_HELP;
+			return 0;
+		} else if (!strcmp(a, "-V")) {
+			o->cmd = CLI_VERSION;
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			o->cmd = CLI_VERSION_LONG;
+			return 0;
+		} else if (!strcmp(a, "--genkey")) {
+			genkey = true;
+			/* the value is optional: the next argument, unless it is an option */
+			if (i + 1 < argc && argv[i + 1][0] != '-')
+				o->curve = argv[++i];
+		} else if (!strncmp(a, "--genkey=", 9)) {
+			genkey = true;
+			o->curve = a + 9;
+		} else if (!strcmp(a, "check") && !check && !o->config && !genkey) {
+			check = true;
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(err, "molerat: unknown option '%s'; see molerat --help\n", a);
+			return EXIT_USAGE;
+		} else if (!o->config) {
+			o->config = a;
+		} else {
+			fprintf(err, "molerat: unexpected argument '%s'; see molerat --help\n", a);
+			return EXIT_USAGE;
+		}
+	}
+	if (genkey) {
+		if (o->config || check) {
+			fprintf(err, "molerat: --genkey cannot be combined with a config file\n");
+			return EXIT_USAGE;
+		}
+		o->cmd = CLI_GENKEY;
+		return 0;
+	}
+	if (!o->config) {
+		fprintf(err, "molerat: a config file is required; usage: molerat [--server|--client] CONFIG (see --help)\n");
+		return EXIT_USAGE;
+	}
+	o->cmd = check ? CLI_CHECK : CLI_RUN;
+	return 0;
+}

@@ -1,0 +1,213 @@
+/* main: process lifecycle only: command line -> config -> instance -> loop
+ * -> exit status. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "conf.h"
+#include "dns.h"
+#include "err.h"
+#include "keygen.h"
+#include "log.h"
+#include "loop.h"
+#include "relay.h"
+#include "server.h"
+#include "sock.h"
+
+struct instance {
+	struct loop *loop;
+	struct server *server;
+	struct client *client;
+	int exit_code;
+};
+
+static void on_fatal(void *arg, int err)
+{
+	struct instance *in = arg;
+	in->exit_code = EXIT_FAIL;
+	loop_stop(in->loop);
+}
+
+static void on_signal(struct loop *loop, int signo, void *data)
+{
+	if (signo == SIGHUP) {
+		log_info("SIGHUP received: configuration reload by signal is not supported yet; ignored");
+		return;
+	}
+	log_info("%s received; shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+	loop_stop(loop);
+}
+
+static void print_warning(void *arg, const char *line)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)arg, line);
+}
+
+static void print_services(const char *role, const struct conf_service *svcs, size_t n, bool server)
+{
+	printf("%s: %zu service%s\n", role, n, n == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_service *s = &svcs[i];
+		printf("  %s (%s): %s %s\n", s->name, conf_svc_type_name(s->type),
+		       server ? "visitors at" : "forwards to", server ? s->bind_addr : s->local_addr);
+	}
+}
+
+static int cmd_check(const struct cli_opts *o)
+{
+	struct conf_error err;
+	struct conf *c = conf_load_file(o->config, &err);
+	if (!c) {
+		fprintf(stderr, "%s\n", err.msg);
+		return EXIT_FAIL;
+	}
+	int rc = EXIT_OK;
+	bool show_server = c->server && o->mode != MODE_CLIENT;
+	bool show_client = c->client && o->mode != MODE_SERVER;
+	if ((o->mode == MODE_SERVER && !c->server) || (o->mode == MODE_CLIENT && !c->client)) {
+		conf_pick_mode(c, o->mode, &err);
+		fprintf(stderr, "%s\n", err.msg);
+		rc = EXIT_FAIL;
+	}
+	if (show_server) {
+		printf("%s: valid; server on %s, transport %s\n", o->config, c->server->bind_addr,
+		       conf_xport_type_name(c->server->transport.type));
+		print_services("server", c->server->services, c->server->n_services, true);
+		conf_warnings(c, MODE_SERVER, print_warning, (void *)o->config);
+	}
+	if (show_client) {
+		printf("%s: valid; client of %s, transport %s\n", o->config, c->client->remote_addr,
+		       conf_xport_type_name(c->client->transport.type));
+		print_services("client", c->client->services, c->client->n_services, false);
+		conf_warnings(c, MODE_CLIENT, print_warning, (void *)o->config);
+	}
+	conf_free(c);
+	return rc;
+}
+
+static int cmd_genkey(const struct cli_opts *o)
+{
+	const char *curve = o->curve ? o->curve : "x25519";
+	if (!keygen_curve_known(curve)) {
+		fprintf(stderr, "molerat: --genkey: unknown curve '%s'; use x25519\n", curve);
+		return EXIT_USAGE;
+	}
+	if (!keygen_curve_supported(curve)) {
+		fprintf(stderr, "molerat: --genkey: curve %s is not supported by the Noise transport; use x25519\n", curve);
+		return EXIT_FAIL;
+	}
+	if (keygen_print_pair(stdout) < 0) {
+		fprintf(stderr, "molerat: --genkey: cannot make a key pair\n");
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static void log_conf_warning(void *arg, const char *line)
+{
+	log_warn("%s: %s", (const char *)arg, line);
+}
+
+static int cmd_run(const struct cli_opts *o)
+{
+	long nofile = sock_raise_nofile();
+	log_init_from_env();
+	signal(SIGPIPE, SIG_IGN);
+
+	struct conf_error err;
+	struct conf *c = conf_load_file(o->config, &err);
+	if (!c) {
+		fprintf(stderr, "molerat: invalid configuration: %s\n", err.msg);
+		return EXIT_FAIL;
+	}
+	enum conf_mode mode = conf_pick_mode(c, o->mode, &err);
+	if (mode == MODE_AUTO) {
+		fprintf(stderr, "molerat: %s\n", err.msg);
+		conf_free(c);
+		return EXIT_FAIL;
+	}
+	conf_warnings(c, mode, log_conf_warning, (void *)o->config);
+	log_debug("file descriptor limit: %ld", nofile);
+
+	struct instance in = { 0 };
+	struct dns *dns = NULL;
+	struct pipe_pool *pipes = NULL;
+	int r = loop_new(&in.loop);
+	if (r == 0)
+		r = dns_new(in.loop, &dns);
+	if (r == 0) {
+		pipes = pipe_pool_new(64);
+		if (!pipes)
+			r = -ENOMEM;
+	}
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	if (r == 0)
+		r = loop_signals(in.loop, sigs, 3, on_signal, &in);
+	struct server_env env = {
+		.loop = in.loop,
+		.dns = dns,
+		.pipes = pipes,
+		.relay_mode = relay_mode_from_env(),
+		.fatal = on_fatal,
+		.arg = &in,
+	};
+	const struct conf_transport *t = mode == MODE_SERVER ? &c->server->transport : &c->client->transport;
+	if (r == 0 && t->type != XPORT_TCP) {
+		log_error("transport \"%s\" is not supported by this build yet; use type = \"tcp\"",
+			  conf_xport_type_name(t->type));
+		r = MR_EFORMAT;
+	}
+	if (r == 0) {
+		if (mode == MODE_SERVER)
+			r = server_new(&env, c->server, &in.server);
+		else
+			r = client_new(&env, c->client, &in.client);
+	}
+	if (r < 0) {
+		log_error("cannot start the %s: %s", mode == MODE_SERVER ? "server" : "client", mr_strerror(r));
+		in.exit_code = EXIT_FAIL;
+	} else {
+		r = loop_run(in.loop);
+		if (r < 0) {
+			log_error("event loop failed: %s", mr_strerror(r));
+			in.exit_code = EXIT_FAIL;
+		}
+	}
+	server_free(in.server);
+	client_free(in.client);
+	dns_free(dns);
+	pipe_pool_free(pipes);
+	loop_free(in.loop);
+	conf_free(c);
+	return in.exit_code;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_opts o;
+	int r = cli_parse(argc, argv, &o, stderr);
+	if (r != 0)
+		return r;
+	switch (o.cmd) {
+	case CLI_HELP:
+		cli_usage(stdout);
+		return EXIT_OK;
+	case CLI_VERSION:
+		puts("molerat " MOLERAT_VERSION);
+		return EXIT_OK;
+	case CLI_VERSION_LONG:
+		puts("molerat " MOLERAT_VERSION "\nrathole-compatible: protocol 1 (rathole 0.5)\ntransports: tcp\n");
+		return EXIT_OK;
+	case CLI_GENKEY:
+		return cmd_genkey(&o);
+	case CLI_CHECK:
+		return cmd_check(&o);
+	case CLI_RUN:
+	default:
+		return cmd_run(&o);
+	}
+}

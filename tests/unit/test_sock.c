@@ -1,0 +1,505 @@
+/* sock: host:port splitting, literals, formatting, and real sockets on
+ * 127.0.0.1 / ::1 (listen, connect, accept, options, UDP). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "sock.h"
+
+/* ---- sock_split_host_port ---- */
+
+static void split_ok(const char *in, const char *host, uint16_t port)
+{
+	char h[256];
+	uint16_t p = 1;
+	memset(h, 'x', sizeof(h));
+	int r = sock_split_host_port(in, h, sizeof(h), &p);
+	if (r != 0)
+		fail_msg("split \"%s\": %d", in, r);
+	assert_string_equal(h, host);
+	assert_int_equal(p, port);
+}
+
+static void split_bad(const char *in)
+{
+	char h[256] = "untouched";
+	uint16_t p = 4242;
+	int r = sock_split_host_port(in, h, sizeof(h), &p);
+	if (r != MR_EFORMAT)
+		fail_msg("split \"%s\": expected MR_EFORMAT, got %d (host \"%s\")", in, r, h);
+	assert_string_equal(h, "untouched");
+	assert_int_equal(p, 4242);
+}
+
+static void test_split_valid(void **state)
+{
+	split_ok("127.0.0.1:80", "127.0.0.1", 80);
+	split_ok("example.com:2333", "example.com", 2333);
+	split_ok("[::1]:80", "::1", 80);
+	split_ok("[fe80::1%2]:443", "fe80::1%2", 443);
+	/* last ':' wins, as rathole's resolver splits */
+	split_ok("::1:80", "::1", 80);
+	split_ok("a:b:7", "a:b", 7);
+	split_ok("h:0", "h", 0);
+	split_ok("h:65535", "h", 65535);
+	split_ok("h:0080", "h", 80);
+	split_ok("h:000000000000000000000001", "h", 1);
+	split_ok("0.0.0.0:2333", "0.0.0.0", 2333);
+	split_ok("x:1", "x", 1);
+}
+
+static void test_split_invalid(void **state)
+{
+	split_bad("");
+	split_bad("noport");
+	split_bad("[::1]");
+	split_bad("h:");
+	split_bad(":");
+	split_bad(":80");
+	split_bad("[]:80");
+	split_bad("h:65536");
+	split_bad("h:99999999999999999999999");
+	split_bad("h:8x");
+	split_bad("h:x8");
+	split_bad("h: 80");
+	split_bad("h:80 ");
+	split_bad("h:+80");
+	split_bad("h:-1");
+	split_bad("h:0x50");
+	split_bad("[::1:80");
+	split_bad("::1]:80");
+	split_bad("[::1]x:80");
+	split_bad("a[b]:80");
+	split_bad("[a]b]:80");
+	split_bad("[[::1]]:80");
+}
+
+static void test_split_hostcap(void **state)
+{
+	char h[5];
+	uint16_t p = 0;
+	assert_int_equal(sock_split_host_port("abcd:1", h, sizeof(h), &p), 0);
+	assert_string_equal(h, "abcd");
+	assert_int_equal(p, 1);
+	assert_int_equal(sock_split_host_port("abcde:1", h, sizeof(h), &p), MR_EFORMAT);
+	assert_int_equal(sock_split_host_port("[abcd]:2", h, sizeof(h), &p), 0);
+	assert_string_equal(h, "abcd");
+	assert_int_equal(p, 2);
+	assert_int_equal(sock_split_host_port("[abcde]:2", h, sizeof(h), &p), MR_EFORMAT);
+	assert_int_equal(sock_split_host_port("a:1", h, 1, &p), MR_EFORMAT);
+	assert_int_equal(sock_split_host_port("a:1", h, 0, &p), MR_EFORMAT);
+}
+
+/* ---- literals and formatting ---- */
+
+static void test_literal_v4(void **state)
+{
+	struct sock_addr a;
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 8080, &a), 0);
+	assert_int_equal(a.ss.ss_family, AF_INET);
+	assert_int_equal(a.len, sizeof(struct sockaddr_in));
+	const struct sockaddr_in *in4 = (const struct sockaddr_in *)&a.ss;
+	assert_int_equal(ntohl(in4->sin_addr.s_addr), 0x7f000001);
+	assert_int_equal(ntohs(in4->sin_port), 8080);
+	assert_int_equal(sock_addr_port(&a), 8080);
+
+	assert_int_equal(sock_addr_from_literal("0.0.0.0", 0, &a), 0);
+	assert_int_equal(a.ss.ss_family, AF_INET);
+	assert_int_equal(sock_addr_from_literal("255.255.255.255", 65535, &a), 0);
+	assert_int_equal(sock_addr_port(&a), 65535);
+}
+
+static void test_literal_v6(void **state)
+{
+	struct sock_addr a;
+	assert_int_equal(sock_addr_from_literal("::1", 443, &a), 0);
+	assert_int_equal(a.ss.ss_family, AF_INET6);
+	assert_int_equal(a.len, sizeof(struct sockaddr_in6));
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a.ss;
+	assert_true(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+	assert_int_equal(ntohs(in6->sin6_port), 443);
+	assert_int_equal(in6->sin6_scope_id, 0);
+
+	assert_int_equal(sock_addr_from_literal("fe80::1%2", 1, &a), 0);
+	assert_int_equal(in6->sin6_scope_id, 2);
+	assert_int_equal(sock_addr_from_literal("::ffff:1.2.3.4", 1, &a), 0);
+	assert_int_equal(a.ss.ss_family, AF_INET6);
+	assert_int_equal(sock_addr_from_literal("2001:db8:0:0:0:0:0:1", 1, &a), 0);
+}
+
+static void test_literal_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", "localhost", "example.com", "127.1", "0x7f.0.0.1", "1.2.3.4.5",
+		"256.1.1.1", " 1.2.3.4", "1.2.3.4 ", "[::1]", "::1%", "::1%eth0",
+		"::1%-1", "::1%99999999999", "%1", ":::", "1::2::3", "::1%1%2",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sock_addr a;
+		memset(&a, 0xAB, sizeof(a));
+		int r = sock_addr_from_literal(bad[i], 80, &a);
+		if (r != MR_EFORMAT)
+			fail_msg("literal \"%s\": expected MR_EFORMAT, got %d", bad[i], r);
+	}
+}
+
+static void test_addr_str(void **state)
+{
+	struct sock_addr a;
+	char buf[SOCK_ADDR_STRLEN];
+	assert_int_equal(sock_addr_from_literal("1.2.3.4", 5, &a), 0);
+	assert_ptr_equal(sock_addr_str(&a, buf, sizeof(buf)), buf);
+	assert_string_equal(buf, "1.2.3.4:5");
+	assert_int_equal(sock_addr_from_literal("::1", 5, &a), 0);
+	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "[::1]:5");
+	assert_int_equal(sock_addr_from_literal("fe80::1%2", 65535, &a), 0);
+	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "[fe80::1%2]:65535");
+	assert_int_equal(sock_addr_from_literal("255.255.255.255", 65535, &a), 0);
+	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "255.255.255.255:65535");
+	/* the longest IPv6 text still fits */
+	assert_int_equal(sock_addr_from_literal("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295", 65535, &a), 0);
+	sock_addr_str(&a, buf, sizeof(buf));
+	assert_true(strlen(buf) < sizeof(buf));
+	assert_string_equal(buf, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535");
+
+	/* a short buffer is truncated, NUL-terminated */
+	char small[6];
+	assert_int_equal(sock_addr_from_literal("1.2.3.4", 5, &a), 0);
+	assert_string_equal(sock_addr_str(&a, small, sizeof(small)), "1.2.3");
+
+	/* another family */
+	memset(&a, 0, sizeof(a));
+	a.ss.ss_family = AF_UNIX;
+	a.len = sizeof(struct sockaddr_un);
+	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "<family 1>");
+}
+
+static void test_addr_roundtrip(void **state)
+{
+	static const char *const in[] = { "10.0.0.1:1", "[::]:0", "[2001:db8::5]:2333", "[fe80::a%7]:80" };
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		char host[64], buf[SOCK_ADDR_STRLEN];
+		uint16_t port;
+		struct sock_addr a, b;
+		assert_int_equal(sock_split_host_port(in[i], host, sizeof(host), &port), 0);
+		assert_int_equal(sock_addr_from_literal(host, port, &a), 0);
+		assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), in[i]);
+		assert_int_equal(sock_split_host_port(buf, host, sizeof(host), &port), 0);
+		assert_int_equal(sock_addr_from_literal(host, port, &b), 0);
+		assert_true(sock_addr_equal(&a, &b));
+	}
+}
+
+static void test_addr_port_equal(void **state)
+{
+	struct sock_addr a, b;
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 1, &a), 0);
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 2, &b), 0);
+	assert_false(sock_addr_equal(&a, &b));
+	sock_addr_set_port(&b, 1);
+	assert_int_equal(sock_addr_port(&b), 1);
+	assert_true(sock_addr_equal(&a, &b));
+	assert_int_equal(sock_addr_from_literal("127.0.0.2", 1, &b), 0);
+	assert_false(sock_addr_equal(&a, &b));
+	assert_int_equal(sock_addr_from_literal("::1", 1, &b), 0);
+	assert_false(sock_addr_equal(&a, &b));
+	assert_int_equal(sock_addr_from_literal("::1", 1, &a), 0);
+	assert_true(sock_addr_equal(&a, &b));
+	assert_int_equal(sock_addr_from_literal("::1%3", 1, &a), 0);
+	assert_false(sock_addr_equal(&a, &b));
+}
+
+/* ---- real sockets ---- */
+
+static void assert_nonblock_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	assert_true(fl >= 0);
+	assert_true(fl & O_NONBLOCK);
+	int fdfl = fcntl(fd, F_GETFD);
+	assert_true(fdfl >= 0);
+	assert_true(fdfl & FD_CLOEXEC);
+}
+
+static int getint(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+	assert_int_equal(getsockopt(fd, level, name, &v, &len), 0);
+	return v;
+}
+
+/* Waits (bounded) until fd is writable. */
+static void wait_writable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+}
+
+static int v6_available(void)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void listen_connect_accept(const char *lit)
+{
+	struct sock_addr la, bound, peer, cl;
+	assert_int_equal(sock_addr_from_literal(lit, 0, &la), 0);
+	int lfd = sock_listen_tcp(&la);
+	assert_true(lfd >= 0);
+	assert_nonblock_cloexec(lfd);
+	assert_int_equal(getint(lfd, SOL_SOCKET, SO_REUSEADDR), 1);
+	assert_int_equal(getint(lfd, SOL_SOCKET, SO_ACCEPTCONN), 1);
+	assert_int_equal(sock_local_addr(lfd, &bound), 0);
+	assert_int_equal(bound.ss.ss_family, la.ss.ss_family);
+	assert_int_not_equal(sock_addr_port(&bound), 0);
+
+	/* nothing waiting yet */
+	assert_int_equal(sock_accept(lfd, &peer), -EAGAIN);
+
+	int cfd = sock_connect_start(&bound);
+	assert_true(cfd >= 0);
+	assert_nonblock_cloexec(cfd);
+	wait_writable(cfd);
+	assert_int_equal(sock_connect_result(cfd), 0);
+	struct sock_addr cpeer;
+	assert_int_equal(sock_peer_addr(cfd, &cpeer), 0);
+	assert_true(sock_addr_equal(&cpeer, &bound));
+
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	int afd = sock_accept(lfd, &peer);
+	assert_true(afd >= 0);
+	assert_nonblock_cloexec(afd);
+	assert_int_equal(sock_local_addr(cfd, &cl), 0);
+	assert_true(sock_addr_equal(&peer, &cl));
+
+	/* bytes flow both ways */
+	assert_int_equal(write(cfd, "ping", 4), 4);
+	char buf[8];
+	assert_int_equal(poll(&(struct pollfd){ .fd = afd, .events = POLLIN }, 1, 5000), 1);
+	assert_int_equal(read(afd, buf, sizeof(buf)), 4);
+	assert_memory_equal(buf, "ping", 4);
+
+	/* a NULL peer is fine */
+	int c2 = sock_connect_start(&bound);
+	assert_true(c2 >= 0);
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	int a2 = sock_accept(lfd, NULL);
+	assert_true(a2 >= 0);
+
+	close(a2);
+	close(c2);
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
+static void test_listen_connect_accept_v4(void **state)
+{
+	listen_connect_accept("127.0.0.1");
+}
+
+static void test_listen_connect_accept_v6(void **state)
+{
+	if (!v6_available())
+		skip();
+	listen_connect_accept("::1");
+}
+
+/* A port that nothing listens on: bound and closed again. */
+static struct sock_addr closed_port(const char *lit)
+{
+	struct sock_addr a;
+	assert_int_equal(sock_addr_from_literal(lit, 0, &a), 0);
+	int fd = sock_listen_tcp(&a);
+	assert_true(fd >= 0);
+	assert_int_equal(sock_local_addr(fd, &a), 0);
+	close(fd);
+	return a;
+}
+
+static void test_connect_refused(void **state)
+{
+	struct sock_addr a = closed_port("127.0.0.1");
+	int fd = sock_connect_start(&a);
+	if (fd < 0) {
+		assert_int_equal(fd, -ECONNREFUSED);
+		return;
+	}
+	wait_writable(fd);
+	assert_int_equal(sock_connect_result(fd), -ECONNREFUSED);
+	close(fd);
+}
+
+static void test_connect_in_progress(void **state)
+{
+	/* a listener with a full accept queue leaves the next connect hanging
+	 * (Linux drops the SYN): sock_connect_result reports -EAGAIN */
+	struct sock_addr a;
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a.ss, a.len), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	assert_int_equal(sock_local_addr(lfd, &a), 0);
+	int fds[16], n = 0, hanging = -1;
+	for (; n < 16 && hanging < 0; n++) {
+		fds[n] = sock_connect_start(&a);
+		assert_true(fds[n] >= 0);
+		struct pollfd p = { .fd = fds[n], .events = POLLOUT };
+		if (poll(&p, 1, 200) == 0)
+			hanging = fds[n];
+	}
+	if (hanging >= 0)
+		assert_int_equal(sock_connect_result(hanging), -EAGAIN);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	close(lfd);
+	if (hanging < 0)
+		skip();
+}
+
+static void test_listen_addr_in_use(void **state)
+{
+	struct sock_addr a;
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	int l1 = sock_listen_tcp(&a);
+	assert_true(l1 >= 0);
+	assert_int_equal(sock_local_addr(l1, &a), 0);
+	assert_int_equal(sock_listen_tcp(&a), -EADDRINUSE);
+	close(l1);
+	/* SO_REUSEADDR: the port is free again at once */
+	int l2 = sock_listen_tcp(&a);
+	assert_true(l2 >= 0);
+	close(l2);
+}
+
+static void test_connect_bad_family(void **state)
+{
+	struct sock_addr a;
+	memset(&a, 0, sizeof(a));
+	struct sockaddr_un *un = (struct sockaddr_un *)&a.ss;
+	un->sun_family = AF_UNIX;
+	strcpy(un->sun_path, "/nonexistent-molerat-test/sock");
+	a.len = sizeof(*un);
+	assert_int_equal(sock_connect_start(&a), -ENOENT);
+}
+
+static void test_options(void **state)
+{
+	struct sock_addr a;
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	int lfd = sock_listen_tcp(&a);
+	assert_true(lfd >= 0);
+	assert_int_equal(sock_local_addr(lfd, &a), 0);
+	int fd = sock_connect_start(&a);
+	assert_true(fd >= 0);
+
+	assert_int_equal(sock_set_nodelay(fd, 1), 0);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+	assert_int_equal(sock_set_nodelay(fd, 0), 0);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+
+	int cnt = getint(fd, IPPROTO_TCP, TCP_KEEPCNT);
+	assert_int_equal(getint(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+	assert_int_equal(sock_set_keepalive(fd, 20, 8), 0);
+	assert_int_equal(getint(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_KEEPIDLE), 20);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_KEEPINTVL), 8);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_KEEPCNT), cnt);
+
+	/* refused values: reported, the others still applied */
+	assert_int_equal(sock_set_keepalive(fd, 0, 9), -EINVAL);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_KEEPINTVL), 9);
+	assert_int_equal(sock_set_keepalive(fd, 4000000000u, 10), -EINVAL);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_KEEPINTVL), 10);
+	assert_int_equal(getint(fd, IPPROTO_TCP, TCP_KEEPIDLE), 20);
+
+	assert_int_equal(sock_set_nodelay(-1, 1), -EBADF);
+	assert_int_equal(sock_set_keepalive(-1, 1, 1), -EBADF);
+	close(fd);
+	close(lfd);
+}
+
+static void test_udp_bind(void **state)
+{
+	struct sock_addr a, b;
+	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	int fd = sock_bind_udp(&a);
+	assert_true(fd >= 0);
+	assert_nonblock_cloexec(fd);
+	assert_int_equal(getint(fd, SOL_SOCKET, SO_TYPE), SOCK_DGRAM);
+	assert_int_equal(sock_local_addr(fd, &b), 0);
+	assert_int_not_equal(sock_addr_port(&b), 0);
+	/* a datagram to itself arrives */
+	assert_int_equal(sendto(fd, "x", 1, 0, (struct sockaddr *)&b.ss, b.len), 1);
+	assert_int_equal(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, 5000), 1);
+	char c;
+	assert_int_equal(recv(fd, &c, 1, 0), 1);
+	assert_int_equal(c, 'x');
+	/* same port again: in use (no SO_REUSEADDR) */
+	assert_int_equal(sock_bind_udp(&b), -EADDRINUSE);
+	close(fd);
+}
+
+static void test_raise_nofile(void **state)
+{
+	struct rlimit before, after;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &before), 0);
+	long r = sock_raise_nofile();
+	assert_true(r > 0);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &after), 0);
+	assert_int_equal((long)after.rlim_cur, r);
+	assert_true(after.rlim_cur >= before.rlim_cur);
+	if (before.rlim_max != RLIM_INFINITY)
+		assert_int_equal(after.rlim_cur, before.rlim_max);
+	/* idempotent */
+	assert_int_equal(sock_raise_nofile(), r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_split_valid),
+		cmocka_unit_test(test_split_invalid),
+		cmocka_unit_test(test_split_hostcap),
+		cmocka_unit_test(test_literal_v4),
+		cmocka_unit_test(test_literal_v6),
+		cmocka_unit_test(test_literal_invalid),
+		cmocka_unit_test(test_addr_str),
+		cmocka_unit_test(test_addr_roundtrip),
+		cmocka_unit_test(test_addr_port_equal),
+		cmocka_unit_test(test_listen_connect_accept_v4),
+		cmocka_unit_test(test_listen_connect_accept_v6),
+		cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_connect_in_progress),
+		cmocka_unit_test(test_listen_addr_in_use),
+		cmocka_unit_test(test_connect_bad_family),
+		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_udp_bind),
+		cmocka_unit_test(test_raise_nofile),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
