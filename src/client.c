@@ -14,6 +14,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sock.h"
+#include "udp.h"
 
 enum {
 	CONNECT_TIMEOUT_MS = 10000,   /* per address tried */
@@ -81,8 +82,17 @@ struct dchan {
 	struct relay_counters *counters;
 };
 
+/* A UDP forwarder on one data channel (owned by the client). */
+struct cudp {
+	struct cudp *next, *prev;
+	struct client *cl;
+	struct udp_client *u;
+	char *label;
+};
+
 struct client {
 	struct server_env env;
+	struct cudp *udp_head;
 	char *remote_addr;
 	struct tcp_opts tcp;
 	uint64_t heartbeat_timeout_ms;
@@ -159,6 +169,58 @@ static void dc_on_local(void *arg, int fd, int err, const struct sock_addr *peer
 	dc_free(d);
 }
 
+static void cudp_free(struct cudp *u)
+{
+	struct client *cl = u->cl;
+	if (u->prev) u->prev->next = u->next; else cl->udp_head = u->next;
+	if (u->next) u->next->prev = u->prev;
+	udp_client_free(u->u);
+	free(u->label);
+	free(u);
+}
+
+static void cudp_lost(void *arg, int err)
+{
+	struct cudp *u = arg;
+	log_warn("service %s: UDP data channel ended: %s", u->label, mr_strerror(err));
+	cudp_free(u);
+}
+
+/* StartForwardUdp: the data channel now carries the service's datagrams. */
+static void dc_start_udp(struct dchan *d, struct xport *x)
+{
+	struct client *cl = d->cl;
+	struct cudp *u = calloc(1, sizeof(*u));
+	if (u)
+		u->label = strdup(d->label);
+	if (!u || !u->label) {
+		free(u);
+		xport_close(x);
+		return;
+	}
+	struct udp_env ue = {
+		.loop = cl->env.loop,
+		.dns = cl->env.dns,
+		.label = d->label,
+		.counters = d->counters,
+		.lost = cudp_lost,
+		.arg = u,
+	};
+	u->cl = cl;
+	int r = udp_client_new(&ue, d->local_addr, x, &u->u);
+	if (r < 0) {
+		log_error("service %s: cannot start UDP forwarding: %s", d->label, mr_strerror(r));
+		free(u->label);
+		free(u);
+		return;
+	}
+	u->next = cl->udp_head;
+	if (cl->udp_head)
+		cl->udp_head->prev = u;
+	cl->udp_head = u;
+	log_info("service %s: UDP forwarding to %s", d->label, d->local_addr);
+}
+
 static void dc_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t len)
 {
 	struct dchan *d = owner;
@@ -176,7 +238,8 @@ static void dc_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		return;
 	}
 	if (cmd == DATA_START_UDP) {
-		log_error("service %s: UDP forwarding is not supported by this build", d->label);
+		dc_start_udp(d, chan_detach(c));
+		d->chan = NULL;
 		dc_free(d);
 		return;
 	}
@@ -579,6 +642,8 @@ void client_free(struct client *cl)
 		csvc_stop(cl->svcs[i]);
 	while (cl->dc_head)
 		dc_free(cl->dc_head);
+	while (cl->udp_head)
+		cudp_free(cl->udp_head);
 	free(cl->svcs);
 	free(cl->remote_addr);
 	free(cl);

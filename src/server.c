@@ -13,6 +13,7 @@
 #include "log.h"
 #include "proto.h"
 #include "sock.h"
+#include "udp.h"
 
 /* Bounds (spec Q30: rathole has none). */
 enum {
@@ -55,6 +56,7 @@ struct pooled {
 	struct session *sess;
 	struct chan *chan;
 	struct visitor *paired;        /* set while StartForwardTcp drains */
+	bool udp_start;                /* set while StartForwardUdp drains */
 };
 
 enum listener_state {
@@ -82,6 +84,7 @@ struct session {
 	unsigned n_visitors;
 	struct pooled *p_head, *p_tail;
 	unsigned n_pooled;
+	struct udp_server *udp;        /* UDP services: owns the bound socket */
 	bool ending;
 };
 
@@ -121,6 +124,8 @@ struct server {
 
 static void session_end(struct session *s, const char *why);
 static void session_pair(struct session *s);
+static void session_udp_feed(struct session *s);
+static void session_request(struct session *s);
 
 static bool warn_ok(struct loop *loop, uint64_t *last)
 {
@@ -257,6 +262,13 @@ static void pooled_on_error(struct chan *c, void *owner, int err)
 			loop_timer_start(s->srv->env.loop, &s->heartbeat, s->srv->heartbeat_ms);
 		return;
 	}
+	if (p->udp_start) {
+		chan_close(c);
+		free(p);
+		session_request(s);
+		session_udp_feed(s);
+		return;
+	}
 	pooled_unlink(s, p);
 	chan_close(c);
 	free(p);
@@ -286,11 +298,24 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 		log_warn("service %s: cannot start relay: %s", svc_label(s->svc), mr_strerror(r));
 }
 
+static void start_udp(struct session *s, struct pooled *p)
+{
+	struct xport *dx = chan_detach(p->chan);
+	free(p);
+	int r = udp_server_attach(s->udp, dx);
+	if (r < 0)
+		log_warn("service %s: cannot attach the UDP data channel: %s", svc_label(s->svc), mr_strerror(r));
+	else
+		log_debug("service %s: UDP data channel attached", svc_label(s->svc));
+}
+
 static void pooled_on_drain(struct chan *c, void *owner)
 {
 	struct pooled *p = owner;
 	if (p->paired)
 		start_tcp_relay(p->sess, p);
+	else if (p->udp_start)
+		start_udp(p->sess, p);
 }
 
 static const struct chan_cbs pooled_cbs = {
@@ -338,6 +363,30 @@ static void session_pair(struct session *s)
 	}
 }
 
+/* Gives the UDP forwarder a data channel when it has none: the oldest
+ * pooled one gets StartForwardUdp (§5.6). The other pooled channel stays as
+ * the spare that replaces a broken one without a reconnect. */
+static void session_udp_feed(struct session *s)
+{
+	if (!s->udp || s->ending || udp_server_attached(s->udp) || !s->p_head)
+		return;
+	for (struct pooled *q = s->p_head; q; q = q->next)
+		if (q->udp_start)
+			return;
+	struct pooled *p = s->p_head;
+	pooled_unlink(s, p);
+	p->udp_start = true;
+	uint8_t cmd[4];
+	proto_encode_u32(cmd, DATA_START_UDP);
+	int r = chan_send(p->chan, cmd, sizeof(cmd));
+	if (r < 0) {
+		pooled_on_error(p->chan, p, r);
+		return;
+	}
+	if (chan_queued(p->chan) == 0)
+		start_udp(s, p);
+}
+
 static void session_add_channel(struct session *s, struct chan *c)
 {
 	if (s->n_pooled >= MAX_POOLED_CHANNELS) {
@@ -360,7 +409,10 @@ static void session_add_channel(struct session *s, struct chan *c)
 	if (s->p_tail) s->p_tail->next = p; else s->p_head = p;
 	s->p_tail = p;
 	s->n_pooled++;
-	session_pair(s);
+	if (s->svc->type == SVC_UDP)
+		session_udp_feed(s);
+	else
+		session_pair(s);
 }
 
 /* ---------------------------------------------------------------- service listener */
@@ -426,11 +478,20 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 	}
 }
 
+static void session_udp_lost(void *arg, int err)
+{
+	struct session *s = arg;
+	log_warn("service %s: UDP data channel lost (%s); switching to a spare one", svc_label(s->svc),
+		 mr_strerror(err));
+	session_request(s);
+	session_udp_feed(s);
+}
+
 static void session_bind(struct session *s)
 {
 	struct loop *loop = s->srv->env.loop;
-	int fd;
-	fd = sock_listen_tcp(&s->bind);
+	bool udp = s->svc->type == SVC_UDP;
+	int fd = udp ? sock_bind_udp(&s->bind) : sock_listen_tcp(&s->bind);
 	if (fd < 0) {
 		uint64_t delay = 1000;
 		backoff_next(&s->bo, loop_now(loop), &delay);
@@ -442,16 +503,34 @@ static void session_bind(struct session *s)
 		loop_timer_start(loop, &s->retry, delay);
 		return;
 	}
+	char buf[SOCK_ADDR_STRLEN];
+	s->lst = LST_BOUND;
+	if (udp) {
+		struct udp_env ue = {
+			.loop = loop,
+			.dns = s->srv->env.dns,
+			.label = s->svc->name,
+			.counters = s->svc->counters,
+			.lost = session_udp_lost,
+			.arg = s,
+		};
+		int r = udp_server_new(&ue, fd, &s->udp);
+		if (r < 0) {
+			session_end(s, "cannot start UDP forwarding");
+			return;
+		}
+		log_info("service %s: UDP on %s", svc_label(s->svc), sock_addr_str(&s->bind, buf, sizeof(buf)));
+		session_udp_feed(s);
+		return;
+	}
 	int r = loop_io_start(loop, &s->lw, fd, LOOP_READ);
 	if (r < 0) {
 		close(fd);
 		session_end(s, "cannot watch the listener");
 		return;
 	}
-	s->lst = LST_BOUND;
 	struct backoff_params bp = backoff_params_service_accept();
 	backoff_init(&s->bo, &bp, loop_now(loop), NULL, NULL);
-	char buf[SOCK_ADDR_STRLEN];
 	log_info("service %s: listening on %s", svc_label(s->svc), sock_addr_str(&s->bind, buf, sizeof(buf)));
 }
 
@@ -513,6 +592,9 @@ static void session_end(struct session *s, const char *why)
 		loop_io_stop(loop, &s->lw);
 		close(fd);
 	}
+	if (s->udp)
+		udp_server_free(s->udp);
+	s->udp = NULL;
 	while (s->v_head) {
 		struct visitor *v = s->v_head;
 		visitor_unlink(s, v);
