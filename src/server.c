@@ -150,12 +150,12 @@ static const char *svc_label(const struct svc *v) { return v->name; }
 
 /* ---------------------------------------------------------------- services */
 
-static void svc_free(struct svc *v)
+static void svc_free(struct svc *v, const char *why)
 {
 	if (!v)
 		return;
 	if (v->session)
-		session_end(v->session, "service removed");
+		session_end(v->session, why);
 	relay_counters_unref(v->counters);
 	free(v->name);
 	free(v->token);
@@ -177,7 +177,7 @@ static struct svc *svc_new(struct server *srv, const struct conf_service *c)
 	v->nodelay = c->nodelay;
 	v->counters = relay_counters_new();
 	if (!v->name || !v->token || !v->bind_addr || !v->counters) {
-		svc_free(v);
+		svc_free(v, "out of memory");
 		return NULL;
 	}
 	proto_service_digest(c->name, c->name_len, v->digest);
@@ -900,14 +900,14 @@ int server_add_service(struct server *srv, const struct conf_service *c)
 		return -ENOMEM;
 	for (size_t i = 0; i < srv->n_svcs; i++) {
 		if (memcmp(srv->svcs[i]->digest, v->digest, PROTO_DIGEST_LEN) == 0) {
-			svc_free(srv->svcs[i]);
+			svc_free(srv->svcs[i], "service changed");
 			srv->svcs[i] = v;
 			return 0;
 		}
 	}
 	struct svc **nv = realloc(srv->svcs, (srv->n_svcs + 1) * sizeof(*nv));
 	if (!nv) {
-		svc_free(v);
+		svc_free(v, "out of memory");
 		return -ENOMEM;
 	}
 	srv->svcs = nv;
@@ -921,7 +921,7 @@ void server_remove_service(struct server *srv, const struct conf_service *c)
 	proto_service_digest(c->name, c->name_len, d);
 	for (size_t i = 0; i < srv->n_svcs; i++) {
 		if (memcmp(srv->svcs[i]->digest, d, PROTO_DIGEST_LEN) == 0) {
-			svc_free(srv->svcs[i]);
+			svc_free(srv->svcs[i], "service removed");
 			srv->svcs[i] = srv->svcs[--srv->n_svcs];
 			return;
 		}
@@ -981,7 +981,7 @@ void server_free(struct server *srv)
 	while (srv->hs_head)
 		hs_free(srv->hs_head, true);
 	for (size_t i = 0; i < srv->n_svcs; i++)
-		svc_free(srv->svcs[i]);
+		svc_free(srv->svcs[i], "server stopping");
 	free(srv->svcs);
 	free(srv->bind_addr);
 	free(srv);

@@ -34,14 +34,22 @@ struct sbuf {
 	bool oom;
 };
 
+/* A 1-based source position. */
+struct src_pos {
+	unsigned line, col;
+};
+
 struct key_part {
 	struct toml_str s;      /* owned until moved into a table */
 	size_t off;             /* where the part is written */
+	struct src_pos at;
 };
 
+/* The parts of a dotted key; the first few live inline. */
 struct key_path {
-	struct key_part *part;
+	struct key_part *part;  /* small or malloc'd */
 	size_t n, cap;
+	struct key_part small[8];
 };
 
 /* One slot of the duplicate-key index: item `item` of table `table`. */
@@ -49,6 +57,10 @@ struct key_slot {
 	const struct toml_node *table;   /* NULL: empty slot */
 	size_t item;
 	uint64_t hash;
+};
+
+enum {
+	INDEX_MIN = 8,          /* tables with more items go into the hash index */
 };
 
 struct parser {
@@ -68,7 +80,8 @@ struct parser {
 /* ---- errors and positions ---------------------------------------------- */
 
 /* Line and column (1-based, bytes) of offset off. Moves a cached cursor,
- * so a forward-moving sequence of calls is linear overall. */
+ * so a forward-moving sequence of calls is linear overall: positions are
+ * taken when the parser first reaches them (errors may look back once). */
 static void locate(struct parser *p, size_t off, unsigned *line, unsigned *col)
 {
 	if (off > p->len)
@@ -92,6 +105,13 @@ static void locate(struct parser *p, size_t off, unsigned *line, unsigned *col)
 	p->loc_off = off;
 	*line = p->loc_line;
 	*col = (unsigned)(off - p->loc_line_start + 1);
+}
+
+static struct src_pos pos_at(struct parser *p, size_t off)
+{
+	struct src_pos r;
+	locate(p, off, &r.line, &r.col);
+	return r;
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -308,7 +328,7 @@ static int sb_take(struct parser *p, struct sbuf *b, struct toml_str *out)
 
 /* ---- nodes and tables --------------------------------------------------- */
 
-static struct toml_node *node_new(struct parser *p, enum toml_type type, size_t off)
+static struct toml_node *node_new(struct parser *p, enum toml_type type, struct src_pos at)
 {
 	struct toml_node *n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -316,7 +336,8 @@ static struct toml_node *node_new(struct parser *p, enum toml_type type, size_t 
 		return NULL;
 	}
 	n->type = type;
-	locate(p, off, &n->line, &n->col);
+	n->line = at.line;
+	n->col = at.col;
 	return n;
 }
 
@@ -346,14 +367,22 @@ void toml_free(struct toml_node *n)
 	free(n);
 }
 
+/* FNV-1a over the key, then the table's address mixed in with a 64-bit
+ * finalizer so that neighbouring tables spread over the index. */
 static uint64_t key_hash(const struct toml_node *t, const char *k, size_t n)
 {
-	uint64_t h = 14695981039346656037ull ^ ((uint64_t)(uintptr_t)t * 0x9E3779B97F4A7C15ull);
+	uint64_t h = 14695981039346656037ull;
 	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)k[i];
 		h *= 1099511628211ull;
 	}
-	return h ^ (h >> 29);
+	h ^= (uint64_t)(uintptr_t)t;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
 }
 
 static const struct toml_str *slot_key(const struct key_slot *s)
@@ -361,12 +390,19 @@ static const struct toml_str *slot_key(const struct key_slot *s)
 	return &s->table->u.table.items[s->item].key;
 }
 
-/* The item of table t named k, or NULL. */
+/* The item of table t named k, or NULL. Small tables are scanned; larger
+ * ones are in the hash index. */
 static struct toml_node *table_find(const struct parser *p, const struct toml_node *t,
 				    const struct toml_str *k)
 {
-	if (p->slot_cap == 0)
+	if (t->u.table.len <= INDEX_MIN) {
+		for (size_t i = 0; i < t->u.table.len; i++) {
+			const struct toml_kv *kv = &t->u.table.items[i];
+			if (kv->key.len == k->len && memcmp(kv->key.ptr, k->ptr, k->len) == 0)
+				return kv->value;
+		}
 		return NULL;
+	}
 	uint64_t h = key_hash(t, k->ptr, k->len);
 	size_t mask = p->slot_cap - 1;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -388,9 +424,14 @@ static void slot_insert(struct key_slot *slots, size_t cap, const struct key_slo
 	slots[i] = *in;
 }
 
-static int index_grow(struct parser *p)
+/* Makes room for n more index entries (load factor at most 1/2). */
+static int index_reserve(struct parser *p, size_t n)
 {
-	size_t cap = p->slot_cap ? p->slot_cap * 2 : 64;
+	if ((p->slot_used + n) * 2 <= p->slot_cap)
+		return 0;
+	size_t cap = p->slot_cap ? p->slot_cap : 64;
+	while ((p->slot_used + n) * 2 > cap)
+		cap *= 2;
 	struct key_slot *ns = calloc(cap, sizeof(*ns));
 	if (!ns)
 		return -1;
@@ -403,12 +444,23 @@ static int index_grow(struct parser *p)
 	return 0;
 }
 
+static void index_add(struct parser *p, const struct toml_node *t, size_t item)
+{
+	const struct toml_str *key = &t->u.table.items[item].key;
+	struct key_slot s = {t, item, key_hash(t, key->ptr, key->len)};
+	slot_insert(p->slot, p->slot_cap, &s);
+	p->slot_used++;
+}
+
 /* Appends key k (its string moves into the table) with value v to table t.
  * Takes ownership of v, also on failure. */
 static int table_add(struct parser *p, struct toml_node *t, struct key_part *k,
 		     struct toml_node *v)
 {
-	if ((p->slot_used + 1) * 2 > p->slot_cap && index_grow(p) != 0)
+	size_t len = t->u.table.len;
+	/* the table outgrows scanning: index its items, else only the new one */
+	size_t to_index = len < INDEX_MIN ? 0 : len == INDEX_MIN ? len + 1 : 1;
+	if (index_reserve(p, to_index) != 0)
 		goto oom;
 	if (t->u.table.len == t->u.table.cap) {
 		size_t cap = t->u.table.cap ? t->u.table.cap * 2 : 4;
@@ -421,12 +473,12 @@ static int table_add(struct parser *p, struct toml_node *t, struct key_part *k,
 	struct toml_kv *kv = &t->u.table.items[t->u.table.len];
 	kv->key = k->s;
 	kv->value = v;
-	locate(p, k->off, &kv->line, &kv->col);
+	kv->line = k->at.line;
+	kv->col = k->at.col;
 	k->s = (struct toml_str){0};
-	struct key_slot s = {t, t->u.table.len, key_hash(t, kv->key.ptr, kv->key.len)};
-	slot_insert(p->slot, p->slot_cap, &s);
-	p->slot_used++;
 	t->u.table.len++;
+	for (size_t i = len + 1 - to_index; to_index > 0 && i <= len; i++)
+		index_add(p, t, i);
 	return 0;
 oom:
 	toml_free(v);
@@ -651,12 +703,20 @@ fail:
 
 /* ---- keys --------------------------------------------------------------- */
 
+static void key_path_init(struct key_path *kp)
+{
+	kp->part = kp->small;
+	kp->n = 0;
+	kp->cap = sizeof(kp->small) / sizeof(kp->small[0]);
+}
+
 static void key_path_free(struct key_path *kp)
 {
 	for (size_t i = 0; i < kp->n; i++)
 		free(kp->part[i].s.ptr);
-	free(kp->part);
-	*kp = (struct key_path){0};
+	if (kp->part != kp->small)
+		free(kp->part);
+	key_path_init(kp);
 }
 
 /* Parses a (possibly dotted) key with the whitespace around it. */
@@ -669,17 +729,21 @@ static int parse_key(struct parser *p, struct key_path *kp)
 			return -1;
 		}
 		if (kp->n == kp->cap) {
-			size_t cap = kp->cap ? kp->cap * 2 : 4;
-			struct key_part *np = realloc(kp->part, cap * sizeof(*np));
+			size_t cap = kp->cap * 2;
+			struct key_part *np = kp->part == kp->small ? malloc(cap * sizeof(*np)) :
+					      realloc(kp->part, cap * sizeof(*np));
 			if (!np) {
 				fail_oom(p);
 				return -1;
 			}
+			if (kp->part == kp->small)
+				memcpy(np, kp->small, sizeof(kp->small));
 			kp->part = np;
 			kp->cap = cap;
 		}
 		struct key_part *k = &kp->part[kp->n];
 		k->off = p->pos;
+		k->at = pos_at(p, p->pos);
 		k->s = (struct toml_str){0};
 		int c = peek(p);
 		if (c == '"' || c == '\'') {
@@ -737,6 +801,7 @@ static bool scan_digits(const unsigned char *t, size_t n, size_t *i, int radix)
 static struct toml_node *parse_number(struct parser *p)
 {
 	size_t off = p->pos;
+	struct src_pos at = pos_at(p, off);
 	const unsigned char *t = p->s + off;
 	size_t n = 0;
 	while (off + n < p->len && (is_bare(t[n]) || t[n] == '+' || t[n] == '.'))
@@ -751,7 +816,7 @@ static struct toml_node *parse_number(struct parser *p)
 		i = 1;
 	}
 	if (n - i == 3 && (memcmp(t + i, "inf", 3) == 0 || memcmp(t + i, "nan", 3) == 0)) {
-		struct toml_node *v = node_new(p, TOML_FLOAT, off);
+		struct toml_node *v = node_new(p, TOML_FLOAT, at);
 		if (v) {
 			v->u.fp = t[i] == 'i' ? INFINITY : NAN;
 			if (neg)
@@ -784,7 +849,7 @@ static struct toml_node *parse_number(struct parser *p)
 			}
 			mag = mag * (uint64_t)radix + d;
 		}
-		struct toml_node *v = node_new(p, TOML_INTEGER, off);
+		struct toml_node *v = node_new(p, TOML_INTEGER, at);
 		if (v)
 			v->u.integer = (int64_t)mag;
 		return v;
@@ -837,7 +902,7 @@ static struct toml_node *parse_number(struct parser *p)
 			}
 			mag = mag * 10 + d;
 		}
-		struct toml_node *v = node_new(p, TOML_INTEGER, off);
+		struct toml_node *v = node_new(p, TOML_INTEGER, at);
 		if (v)
 			v->u.integer = neg && mag ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
 		return v;
@@ -861,7 +926,7 @@ static struct toml_node *parse_number(struct parser *p)
 		fail_at(p, off, "float is out of range");
 		return NULL;
 	}
-	struct toml_node *v = node_new(p, TOML_FLOAT, off);
+	struct toml_node *v = node_new(p, TOML_FLOAT, at);
 	if (v)
 		v->u.fp = d;
 	return v;
@@ -929,6 +994,7 @@ static int parse_time(struct parser *p, struct toml_datetime *dt)
 static struct toml_node *parse_datetime(struct parser *p)
 {
 	size_t off = p->pos;
+	struct src_pos at = pos_at(p, off);
 	struct toml_datetime dt = {0};
 	enum toml_type type;
 
@@ -983,7 +1049,7 @@ static struct toml_node *parse_datetime(struct parser *p)
 			}
 		}
 	}
-	struct toml_node *v = node_new(p, type, off);
+	struct toml_node *v = node_new(p, type, at);
 	if (v)
 		v->u.dt = dt;
 	return v;
@@ -1021,7 +1087,7 @@ static struct toml_node *parse_array(struct parser *p, unsigned depth)
 	size_t off = p->pos;
 	if (!check_depth(p, depth, off))
 		return NULL;
-	struct toml_node *a = node_new(p, TOML_ARRAY, off);
+	struct toml_node *a = node_new(p, TOML_ARRAY, pos_at(p, off));
 	if (!a)
 		return NULL;
 	p->pos++;
@@ -1056,7 +1122,7 @@ static struct toml_node *parse_inline_table(struct parser *p, unsigned depth)
 	size_t off = p->pos;
 	if (!check_depth(p, depth, off))
 		return NULL;
-	struct toml_node *t = node_new(p, TOML_TABLE, off);
+	struct toml_node *t = node_new(p, TOML_TABLE, pos_at(p, off));
 	if (!t)
 		return NULL;
 	p->pos++;
@@ -1108,6 +1174,7 @@ static struct toml_node *parse_value(struct parser *p, unsigned depth)
 {
 	size_t off = p->pos;
 	int c = peek(p);
+	struct src_pos at = pos_at(p, off);
 
 	switch (c) {
 	case '"':
@@ -1115,7 +1182,7 @@ static struct toml_node *parse_value(struct parser *p, unsigned depth)
 		struct toml_str s;
 		if (parse_string(p, &s, true) != 0)
 			return NULL;
-		struct toml_node *v = node_new(p, TOML_STRING, off);
+		struct toml_node *v = node_new(p, TOML_STRING, at);
 		if (!v) {
 			free(s.ptr);
 			return NULL;
@@ -1135,7 +1202,7 @@ static struct toml_node *parse_value(struct parser *p, unsigned depth)
 			return NULL;
 		}
 		p->pos += val ? 4 : 5;
-		struct toml_node *v = node_new(p, TOML_BOOL, off);
+		struct toml_node *v = node_new(p, TOML_BOOL, at);
 		if (v)
 			v->u.boolean = val;
 		return v;
@@ -1160,10 +1227,11 @@ static struct toml_node *parse_value(struct parser *p, unsigned depth)
  * by a [header], arrays or other values. */
 static int parse_keyval(struct parser *p, struct toml_node *t, unsigned depth)
 {
-	struct key_path kp = {0};
+	struct key_path kp;
 	char kb[64];
 	int r = -1;
 
+	key_path_init(&kp);
 	if (parse_key(p, &kp) != 0)
 		goto out;
 	if (peek(p) != '=') {
@@ -1180,7 +1248,7 @@ static int parse_keyval(struct parser *p, struct toml_node *t, unsigned depth)
 			goto out;
 		struct toml_node *v = table_find(p, cur, &k->s);
 		if (!v) {
-			v = node_new(p, TOML_TABLE, k->off);
+			v = node_new(p, TOML_TABLE, k->at);
 			if (!v)
 				goto out;
 			v->flags = TF_DOTTED;
@@ -1221,10 +1289,12 @@ static struct toml_node *parse_header(struct parser *p, struct toml_node *root, 
 {
 	size_t off = p->pos;
 	bool aot = peek_at(p, 1) == '[';
-	struct key_path kp = {0};
+	struct key_path kp;
 	struct toml_node *res = NULL;
 	char kb[64];
 
+	struct src_pos at = pos_at(p, off);
+	key_path_init(&kp);
 	p->pos += aot ? 2 : 1;
 	if (parse_key(p, &kp) != 0)
 		goto out;
@@ -1243,7 +1313,7 @@ static struct toml_node *parse_header(struct parser *p, struct toml_node *root, 
 			goto out;
 		struct toml_node *v = table_find(p, cur, &k->s);
 		if (!v) {
-			v = node_new(p, TOML_TABLE, k->off);
+			v = node_new(p, TOML_TABLE, k->at);
 			if (!v)
 				goto out;
 			v->flags = TF_IMPLICIT;
@@ -1267,11 +1337,12 @@ static struct toml_node *parse_header(struct parser *p, struct toml_node *root, 
 	struct toml_node *v = table_find(p, cur, &last->s);
 	if (!aot) {
 		if (!v) {
-			v = node_new(p, TOML_TABLE, off);
+			v = node_new(p, TOML_TABLE, at);
 			if (!v || table_add(p, cur, last, v) != 0)
 				goto out;
 		} else if (v->type == TOML_TABLE && v->flags == TF_IMPLICIT) {
-			locate(p, off, &v->line, &v->col);
+			v->line = at.line;
+			v->col = at.col;
 		} else {
 			if (v->type == TOML_TABLE && !(v->flags & TF_INLINE))
 				fail_at(p, off, "table '%s' is already defined",
@@ -1285,7 +1356,7 @@ static struct toml_node *parse_header(struct parser *p, struct toml_node *root, 
 		res = v;
 	} else {
 		if (!v) {
-			v = node_new(p, TOML_ARRAY, off);
+			v = node_new(p, TOML_ARRAY, at);
 			if (!v)
 				goto out;
 			v->flags = TF_AOT;
@@ -1298,7 +1369,7 @@ static struct toml_node *parse_header(struct parser *p, struct toml_node *root, 
 		}
 		if (!check_depth(p, ++d, off))
 			goto out;
-		struct toml_node *t = node_new(p, TOML_TABLE, off);
+		struct toml_node *t = node_new(p, TOML_TABLE, at);
 		if (!t || array_push(p, v, t) != 0)
 			goto out;
 		t->flags = TF_HEADER;
@@ -1347,7 +1418,7 @@ struct toml_node *toml_parse(const char *text, size_t len, struct toml_error *er
 		p.base = p.pos = p.loc_off = p.loc_line_start = 3;
 	if (check_text(&p) != 0)
 		goto fail;
-	root = node_new(&p, TOML_TABLE, p.base);
+	root = node_new(&p, TOML_TABLE, pos_at(&p, p.base));
 	if (!root)
 		goto fail;
 	root->flags = TF_HEADER;

@@ -73,7 +73,7 @@ def test_garbage_on_bind_addr(procs, relay, echo, junk):
     data = {
         "random": mrlib.payload(7, 4096),
         "tls": tls_client_hello(),
-        "http": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "http": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: integ-test\r\nAccept: */*\r\n\r\n",
         "short": b"\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06",
     }[junk]
     socks = []
