@@ -213,20 +213,27 @@ static int lat_main(int argc, char **argv)
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		struct timeval tv = { .tv_sec = tmo / 1000, .tv_usec = (tmo % 1000) * 1000 };
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		int e = 0;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+			e = errno;
 			err = "connect";
-		else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), write(fd, &c, 1) != 1)
-			err = "write";
-		else if (poll(&pfd, 1, tmo) != 1)
-			err = "timeout waiting for the echo";
-		else if (read(fd, &c, 1) != 1)
-			err = "read (connection closed before the echo)";
+		} else {
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			if (write(fd, &c, 1) != 1) {
+				e = errno;
+				err = "write";
+			} else if (poll(&pfd, 1, tmo) != 1) {
+				err = "timeout waiting for the echo";
+			} else if (read(fd, &c, 1) != 1) {
+				e = errno;
+				err = "read (closed before the echo)";
+			}
+		}
 		int64_t t1 = now_us();
-		int e = errno;
 		close(fd);
 		if (err) {
 			if (!first_err[0])
-				snprintf(first_err, sizeof(first_err), "%s: %s", err, strerror(e));
+				snprintf(first_err, sizeof(first_err), "%s%s%s", err, e ? ": " : "", e ? strerror(e) : "");
 			fail++;
 		} else {
 			v[ok++] = t1 - t0;

@@ -571,17 +571,13 @@ int conf_url_parse(const char *s, size_t len, struct conf_url *u, const char **w
 		if (!strcmp(u->scheme, "file")) {
 			/* file URLs: a host only after "//", no credentials or
 			 * port (a ':' there is a forbidden domain character) */
-			if (a0 < 2) {
-				free(in);
-				return 0;
-			}
+			if (a0 < 2)
+				goto no_host;
 			a0 = 2;
 		}
 	} else {
-		if (rn < 2 || rest[0] != '/' || rest[1] != '/') {
-			free(in);   /* opaque path or path only: no host */
-			return 0;
-		}
+		if (rn < 2 || rest[0] != '/' || rest[1] != '/')
+			goto no_host;   /* opaque path or path only */
 		a0 = 2;
 	}
 	a1 = a0;
@@ -617,6 +613,14 @@ int conf_url_parse(const char *s, size_t len, struct conf_url *u, const char **w
 	int r = parse_authority(u, rest + a0, a1 - a0, special, why);
 	if (r != 0) {
 		rc = r == -ENOMEM ? -ENOMEM : MR_EFORMAT;
+		goto fail;
+	}
+	free(in);
+	return 0;
+no_host:
+	u->username = strdup("");
+	if (!u->username) {
+		rc = -ENOMEM;
 		goto fail;
 	}
 	free(in);

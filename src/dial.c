@@ -63,8 +63,14 @@ static void on_writable(struct loop *loop, struct io_watcher *w, unsigned revent
 	struct dial *d = w->data;
 	const struct sock_addr *a = &d->addrs[d->next - 1];
 	int r = sock_connect_result(d->fd);
-	if (r == -EAGAIN)
-		return;
+	if (r == -EAGAIN) {
+		/* a hang-up with no error and no peer: the socket is dead (a
+		 * connecting socket reports nothing until it connects or fails),
+		 * so do not wait for a writability that never ends */
+		if (!(revents & LOOP_ERROR))
+			return;
+		r = -ECONNABORTED;
+	}
 	if (r == 0) {
 		int fd = d->fd;
 		d->fd = -1;

@@ -5,7 +5,13 @@
  *
  * Ownership: the dial is owned by dial until its callback has run or it was
  * cancelled; after dial_cancel() the callback never runs. The fd handed to
- * the callback belongs to the callee. */
+ * the callback belongs to the callee. A dial uses the dns it was started
+ * with until it completes: cancel the dials before dns_free (dns_free does
+ * not know them; a dial still resolving would wait for ever and its
+ * dial_cancel would touch the freed request).
+ *
+ * The connected socket gets no options here: the caller applies keepalive
+ * and TCP_NODELAY (spec §7.0) after the callback. */
 #ifndef MOLERAT_DIAL_H
 #define MOLERAT_DIAL_H
 

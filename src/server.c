@@ -561,6 +561,11 @@ static void session_listen(struct session *s)
 		session_end(s, "bad bind_addr");
 		return;
 	}
+	/* a literal binds at once, so the port is open before the Ack */
+	if (sock_addr_from_literal(host, port, &s->bind) == 0) {
+		session_bind(s);
+		return;
+	}
 	s->lst = LST_RESOLVING;
 	s->dreq = dns_resolve(s->srv->env.dns, host, port, session_on_resolved, s);
 	if (!s->dreq)
@@ -654,6 +659,9 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 	v->session = s;
 	chan_set_owner(ctrl, &ctrl_cbs, s);
 	chan_expect(ctrl, 0);   /* read, so a client that went away is noticed (Q3) */
+	session_listen(s);
+	if (s->ending)
+		return;
 
 	uint8_t ack[4];
 	proto_encode_u32(ack, ACK_OK);
@@ -664,7 +672,6 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 	if (srv->heartbeat_ms)
 		loop_timer_start(loop, &s->heartbeat, srv->heartbeat_ms);
 	log_info("service %s: control channel established", svc_label(v));
-	session_listen(s);
 }
 
 /* ---------------------------------------------------------------- handshakes */
