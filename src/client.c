@@ -160,6 +160,7 @@ static void dc_on_local(void *arg, int fd, int err, const struct sock_addr *peer
 		.loop = d->cl->env.loop,
 		.pipes = d->cl->env.pipes,
 		.mode = d->cl->env.relay_mode,
+		.set = d->cl->env.relays,
 		.counters = d->counters,
 		.label = d->label,
 	};

@@ -83,7 +83,7 @@ struct row {
 };
 
 struct tdef {
-	const char *name;            /* for messages: "[client]" etc. */
+	const char *name;            /* for readers and debuggers: which table this is */
 	const struct row *rows;
 	size_t n_rows;
 	size_t size;                 /* of the struct (RF_PTR, R_MAP elements) */
@@ -319,6 +319,13 @@ static void quote(char *out, size_t cap, const char *s, size_t n, size_t max)
 			k = 1;
 		}
 		if (i >= max || o + k + 5 > cap) {
+			/* do not cut a UTF-8 sequence in two */
+			if ((c & 0xc0) == 0x80) {
+				while (o > 1 && ((unsigned char)out[o - 1] & 0xc0) == 0x80)
+					o--;
+				if (o > 1 && (unsigned char)out[o - 1] >= 0xc0)
+					o--;
+			}
 			memcpy(out + o, "...", 3);
 			o += 3;
 			break;
@@ -397,10 +404,15 @@ static int walk_oom(struct walk *w)
 	return -ENOMEM;
 }
 
-/* What a value is, for "found ...". */
-static void describe(const struct toml_node *v, char *out, size_t cap)
+/* What a value is, for "found ...". With hide, the value itself is not
+ * shown (secrets). */
+static void describe(const struct toml_node *v, char *out, size_t cap, bool hide)
 {
 	char q[96];
+	if (hide && v->type != TOML_TABLE && v->type != TOML_ARRAY) {
+		snprintf(out, cap, "a value of type %s (not shown: it is a secret)", toml_type_name(v->type));
+		return;
+	}
 	switch (v->type) {
 	case TOML_STRING:
 		quote(q, sizeof(q), v->u.str.ptr, v->u.str.len, 40);
@@ -443,7 +455,7 @@ static void enum_list(const char *const *names, char *out, size_t cap)
 static int type_error(struct walk *w, const struct row *r, const struct toml_kv *kv)
 {
 	char found[160];
-	describe(kv->value, found, sizeof(found));
+	describe(kv->value, found, sizeof(found), r->flags & RF_SECRET);
 	const char *key = r->key;
 	switch (r->type) {
 	case R_STRING:
@@ -581,7 +593,7 @@ static int walk_map(struct walk *w, const struct row *r, void *base, const struc
 		svc->col = e->value->col;
 		if (e->value->type != TOML_TABLE) {
 			char found[160];
-			describe(e->value, found, sizeof(found));
+			describe(e->value, found, sizeof(found), false);
 			return walk_fail(w, e->line, e->col,
 					 "a service must be a table, found %s; write it as a [%s] section",
 					 found, w->path);
@@ -890,6 +902,38 @@ static bool tdef_equal(const struct tdef *d, const void *a, const void *b, bool 
 /* ---------------------------------------------------------------------- */
 /* validators and the cross-key rules (spec §8.7 steps 2-4) */
 
+/* Quotes a URL with what looks like credentials (between "//" and the
+ * last '@' before the next '/') replaced by "***". */
+static void quote_url_redacted(char *out, size_t cap, const char *s, size_t n)
+{
+	char tmp[128];
+	const char *dslash = NULL;
+	for (size_t i = 0; i + 1 < n; i++)
+		if (s[i] == '/' && s[i + 1] == '/') {
+			dslash = s + i + 2;
+			break;
+		}
+	const char *at = NULL;
+	if (dslash)
+		for (const char *p = dslash; p < s + n && *p != '/'; p++)
+			if (*p == '@')
+				at = p;
+	if (!at || n >= sizeof(tmp)) {
+		if (memchr(s, '@', n) && n >= sizeof(tmp)) {
+			quote(out, cap, "(not shown: it may hold a password)", 35, 60);
+			return;
+		}
+		quote(out, cap, s, n, 60);
+		return;
+	}
+	size_t a = (size_t)(dslash - s);
+	memcpy(tmp, s, a);
+	memcpy(tmp + a, "***", 3);
+	size_t rest = n - (size_t)(at - s);
+	memcpy(tmp + a + 3, at, rest);
+	quote(out, cap, tmp, a + 3 + rest, 60);
+}
+
 static int check_proxy(struct walk *w, const struct row *r, void *base, const struct toml_kv *kv)
 {
 	struct conf_tcp *tcp = base;
@@ -900,7 +944,7 @@ static int check_proxy(struct walk *w, const struct row *r, void *base, const st
 		return walk_oom(w);
 	if (rc != 0) {
 		char q[96];
-		quote(q, sizeof(q), kv->value->u.str.ptr, kv->value->u.str.len, 40);
+		quote_url_redacted(q, sizeof(q), kv->value->u.str.ptr, kv->value->u.str.len);
 		return walk_fail(w, kv->line, kv->col,
 				 "%s is not a valid URL (%s); expected \"socks5://host:port\" or "
 				 "\"http://host:port\"", q, why);
@@ -1085,10 +1129,6 @@ struct conf *conf_load_file(const char *path, struct conf_error *err)
 	int e = 0;
 	while (buf) {
 		if (len == cap) {
-			if (cap > (size_t)TOML_MAX_INPUT) {
-				e = EFBIG;
-				break;
-			}
 			char *nb = realloc(buf, cap * 2);
 			if (!nb) {
 				e = ENOMEM;
@@ -1107,6 +1147,10 @@ struct conf *conf_load_file(const char *path, struct conf_error *err)
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		if (len > (size_t)TOML_MAX_INPUT) {
+			e = EFBIG;
+			break;
+		}
 	}
 	if (!buf)
 		e = ENOMEM;
@@ -1121,10 +1165,13 @@ struct conf *conf_load_file(const char *path, struct conf_error *err)
 		else
 			snprintf(err->msg, sizeof(err->msg), "%s: cannot read the configuration file: %s",
 				 path, strerror(e));
+		if (buf)
+			explicit_bzero(buf, len);
 		free(buf);
 		return NULL;
 	}
 	struct conf *c = conf_load_buffer(path, buf, len, err);
+	explicit_bzero(buf, len);   /* it holds the tokens */
 	free(buf);
 	return c;
 }

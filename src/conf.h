@@ -129,6 +129,8 @@ struct conf_error {
 struct conf *conf_load_file(const char *path, struct conf_error *err);
 /* The same over a buffer; path is used only in messages. */
 struct conf *conf_load_buffer(const char *path, const char *text, size_t len, struct conf_error *err);
+/* Frees everything, wiping secrets (tokens, pkcs12_password,
+ * local_private_key). NULL-safe. */
 void conf_free(struct conf *c);
 
 /* Run mode from flags and file (spec §8.8). Returns MODE_SERVER or
@@ -137,12 +139,27 @@ void conf_free(struct conf *c);
 enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct conf_error *err);
 
 /* Warnings beyond rathole's rules (a key file that does not exist, an
- * unusable noise key, a proxy without a port...): one line each, passed to
- * warn(). Returns how many. Used by `molerat check` and at start. */
+ * unusable noise key, a proxy without a port...) and the problems rathole
+ * only finds at instance start (Q14) or by panicking (Q15): one line each,
+ * "FILE:LINE:COL: key.path: what; what to do", passed to warn() (which may
+ * be NULL to only count). mode MODE_SERVER / MODE_CLIENT checks that
+ * section only, MODE_AUTO every section present; the cross-section checks
+ * (heartbeat timeout vs interval, a service's type or token differing)
+ * run whenever both sections are present. Never prints secrets. Reads the
+ * file system (access(2) on key files). Returns how many. Used by
+ * `molerat check` and at start. */
 size_t conf_warnings(const struct conf *c, enum conf_mode mode,
 		     void (*warn)(void *arg, const char *line), void *arg);
 
-/* Hot reload (spec §9.2): compares two validated configs. */
+/* Hot reload (spec §9.2): compares two validated configs.
+ * CONF_SAME: nothing to do. CONF_GENERAL: a section was added or removed,
+ * or a key outside the services changed (reload class general): restart
+ * the instance; the lists are empty. CONF_SERVICES: only services changed;
+ * apply the *_deleted lists (names gone) BEFORE the *_added lists (services
+ * new or changed in any validated field: replace them).
+ * The arrays are owned by the diff (conf_diff_free); the service pointers
+ * are borrowed from old_c (deleted) and new_c (added), which must outlive
+ * their use. Returns 0, or -ENOMEM (*out is then empty). */
 enum conf_change { CONF_SAME = 0, CONF_GENERAL, CONF_SERVICES };
 struct conf_diff {
 	enum conf_change change;
@@ -153,6 +170,7 @@ struct conf_diff {
 	const struct conf_service **client_added;   size_t n_client_added;
 };
 int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_diff *out);
+/* Frees the arrays and zeroes *d. NULL-safe. */
 void conf_diff_free(struct conf_diff *d);
 
 /* Reload class of a key (spec §9.2): a hot key (anything inside

@@ -134,6 +134,7 @@ static int cmd_run(const struct cli_opts *o)
 	log_debug("file descriptor limit: %ld", nofile);
 
 	struct instance in = { 0 };
+	struct relay_set relays = { 0 };
 	struct dns *dns = NULL;
 	struct pipe_pool *pipes = NULL;
 	int r = loop_new(&in.loop);
@@ -151,6 +152,7 @@ static int cmd_run(const struct cli_opts *o)
 		.loop = in.loop,
 		.dns = dns,
 		.pipes = pipes,
+		.relays = &relays,
 		.relay_mode = relay_mode_from_env(),
 		.fatal = on_fatal,
 		.arg = &in,
@@ -179,9 +181,10 @@ static int cmd_run(const struct cli_opts *o)
 	}
 	server_free(in.server);
 	client_free(in.client);
+	relay_set_close_all(&relays);
 	dns_free(dns);
+	loop_free(in.loop);   /* runs the deferred frees */
 	pipe_pool_free(pipes);
-	loop_free(in.loop);
 	conf_free(c);
 	return in.exit_code;
 }

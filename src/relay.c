@@ -180,6 +180,8 @@ struct relay_side {
 };
 
 struct relay {
+	struct relay *next, *prev;   /* in set */
+	struct relay_set *set;
 	struct loop *loop;
 	struct pipe_pool *pipes;
 	struct relay_counters *counters;
@@ -591,6 +593,12 @@ static void relay_end(struct relay *r, int err)
 			  (unsigned long long)r->bytes[0], (unsigned long long)r->bytes[1]);
 	if (r->counters)
 		r->counters->relays_active--;
+	if (r->set) {
+		if (r->prev) r->prev->next = r->next; else r->set->head = r->next;
+		if (r->next) r->next->prev = r->prev;
+		r->set->count--;
+		r->set = NULL;
+	}
 	if (r->done)
 		r->done(r->arg, err, r->bytes);
 	relay_counters_unref(r->counters);
@@ -692,6 +700,14 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 		free(r);
 		return rc;
 	}
+	if (cfg->set) {
+		r->set = cfg->set;
+		r->next = cfg->set->head;
+		if (r->next)
+			r->next->prev = r;
+		cfg->set->head = r;
+		cfg->set->count++;
+	}
 	r->counters = relay_counters_ref(cfg->counters);
 	if (r->counters) {
 		r->counters->relays_total++;
@@ -700,6 +716,12 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 	log_debug("relay %s: started (fds %d <-> %d, %s)", r->label, a->fd, b->fd,
 		  splice_ok ? "splice" : "copy");
 	return 0;
+}
+
+void relay_set_close_all(struct relay_set *set)
+{
+	while (set->head)
+		relay_end(set->head, MR_ECLOSED);
 }
 
 enum relay_mode relay_mode_from_env(void)

@@ -59,6 +59,17 @@ unsigned pipe_pool_in_use(const struct pipe_pool *p);
 /* Reads MOLERAT_RELAY ("copy" forces RELAY_COPY; "splice"/unset = auto). */
 enum relay_mode relay_mode_from_env(void);
 
+/* The relays of one process, so shutdown can end those still running
+ * (spec §9.3 lets them run across a reload; at exit they are closed).
+ * Zero-initialise and embed it; relays link themselves in and out. */
+struct relay_set {
+	struct relay *head;
+	unsigned count;
+};
+/* Ends every relay in the set at once (both ends closed, done() called
+ * with MR_ECLOSED). Their memory is freed by the loop's deferred queue. */
+void relay_set_close_all(struct relay_set *set);
+
 typedef void (*relay_done_cb)(void *arg, int err, const uint64_t bytes[2]);
 
 struct relay_cfg {
@@ -66,6 +77,7 @@ struct relay_cfg {
 	struct pipe_pool *pipes;
 	enum relay_mode mode;
 	struct relay_counters *counters;  /* optional; the relay takes a reference */
+	struct relay_set *set;             /* optional; the relay links itself in */
 	relay_done_cb done;                /* optional */
 	void *arg;
 	const char *label;                 /* for log lines, e.g. "service nas"; copied */

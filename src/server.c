@@ -290,6 +290,7 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 		.loop = s->srv->env.loop,
 		.pipes = s->srv->env.pipes,
 		.mode = s->srv->env.relay_mode,
+		.set = s->srv->env.relays,
 		.counters = s->svc->counters,
 		.label = s->svc->name,
 	};

@@ -22,6 +22,7 @@ struct server_env {
 	struct loop *loop;
 	struct dns *dns;
 	struct pipe_pool *pipes;
+	struct relay_set *relays;
 	enum relay_mode relay_mode;
 	/* called (from the loop) when the instance cannot go on, e.g. its
 	 * bind_addr cannot be bound; a log line has been written */

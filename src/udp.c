@@ -199,8 +199,10 @@ struct udp_outq {
 };
 
 /* Room for n more bytes at the tail: a pointer to it, or NULL on
- * out-of-memory. Moves the unwritten bytes to the front or grows. */
-static uint8_t *outq_reserve(struct udp_outq *q, size_t n)
+ * out-of-memory. Moves the unwritten bytes to the front or grows, doubling
+ * up to limit (never below len + n), so the buffer stays within about
+ * max(limit, len + n). */
+static uint8_t *outq_reserve(struct udp_outq *q, size_t n, size_t limit)
 {
 	if (q->cap - q->off - q->len >= n)
 		return q->buf + q->off + q->len;
@@ -210,6 +212,8 @@ static uint8_t *outq_reserve(struct udp_outq *q, size_t n)
 		return q->buf + q->len;
 	}
 	size_t cap = q->cap ? q->cap * 2 : n;
+	if (cap > limit)
+		cap = limit;
 	if (cap < q->len + n)
 		cap = q->len + n;
 	uint8_t *b = malloc(cap);
@@ -393,7 +397,8 @@ static uint8_t *chan_frame_space(struct udp_chan *ch, int hlen)
 {
 	if (!ch->x || ch->out.len + 1 + (size_t)hlen > ch->max_queued)
 		return NULL;
-	return outq_reserve(&ch->out, 1 + (size_t)hlen + UDP_RECV_MAX);
+	return outq_reserve(&ch->out, 1 + (size_t)hlen + UDP_RECV_MAX,
+			    ch->max_queued + 1 + PROTO_UDP_HDR_V6 + UDP_RECV_MAX);
 }
 
 /* Queues the frame whose payload (n bytes) was placed by chan_frame_space

@@ -14,6 +14,9 @@
  * read: visitor datagrams wait in the kernel's socket buffer (bounded by
  * SO_RCVBUF; the kernel drops beyond it) and flow once a channel is
  * attached, as in rathole, where nothing reads before the first channel.
+ * Unreachable frame addresses are dropped and counted: a v6 address (not
+ * v4-mapped) on a v4 socket; a v4 address on a v6 socket is sent as
+ * v4-mapped (fails, and is dropped, only on a V6ONLY socket).
  * When the attached channel breaks, lost() is called and the session
  * attaches another one (the spare pooled channel, §5.1) with
  * udp_server_attach, so UDP recovers without a control-channel reconnect.
@@ -49,10 +52,9 @@
 #ifndef MOLERAT_UDP_H
 #define MOLERAT_UDP_H
 
-#include <stdint.h>
-
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "dns.h"

@@ -119,13 +119,14 @@ def free_port():
     raise RuntimeError("no free port found")
 
 
-def listen_socket(port=0, backlog=1024):
-    """A listening TCP socket on 127.0.0.1 (port 0: any)."""
+def listen_socket(port=0, backlog=1024, host=HOST):
+    """A listening TCP socket on 127.0.0.1 or ::1 (port 0: any)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(20):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(fam, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((HOST, port))
+            s.bind((host, port))
         except OSError as e:
             s.close()
             if e.errno == errno.EADDRINUSE and port == 0:
@@ -136,7 +137,7 @@ def listen_socket(port=0, backlog=1024):
     raise RuntimeError("cannot bind a listener")
 
 
-def wait_port(port, timeout=5.0, proc=None):
+def wait_port(port, timeout=5.0, proc=None, host=HOST):
     """Waits until 127.0.0.1:port accepts a TCP connection (the probe
     connection is closed at once). Returns True, or False at the timeout or
     when proc has exited."""
@@ -145,7 +146,7 @@ def wait_port(port, timeout=5.0, proc=None):
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            with socket.create_connection((HOST, port), timeout=1.0):
+            with socket.create_connection((host, port), timeout=1.0):
                 return True
         except OSError:
             time.sleep(0.05)
@@ -223,11 +224,11 @@ def payload(seed, size):
     return random.Random(seed).randbytes(size)
 
 
-def roundtrip(port, data, timeout=10.0, connect_timeout=3.0):
+def roundtrip(port, data, timeout=10.0, connect_timeout=3.0, host=HOST):
     """Visitor: connects to 127.0.0.1:port, sends data, shuts its write side
     and reads until EOF. Sending runs in a thread so large payloads cannot
     deadlock against an echo. Returns the bytes read."""
-    s = socket.create_connection((HOST, port), timeout=connect_timeout)
+    s = socket.create_connection((host, port), timeout=connect_timeout)
     err = []
 
     def sender():
@@ -247,7 +248,7 @@ def roundtrip(port, data, timeout=10.0, connect_timeout=3.0):
         s.close()
 
 
-def wait_roundtrip(port, expect, data=None, timeout=5.0, attempt_timeout=2.0):
+def wait_roundtrip(port, expect, data=None, timeout=5.0, attempt_timeout=2.0, host=HOST):
     """Retries roundtrip() until the reply equals expect(data) (or the
     deadline). Returns (ok, last_reply_or_error, seconds_taken)."""
     t0 = time.monotonic()
@@ -259,7 +260,7 @@ def wait_roundtrip(port, expect, data=None, timeout=5.0, attempt_timeout=2.0):
         d = data if data is not None else b"probe-%d-" % n + os.urandom(16)
         try:
             got = roundtrip(port, d, timeout=min(attempt_timeout, max(0.2, deadline - time.monotonic())),
-                            connect_timeout=1.0)
+                            connect_timeout=1.0, host=host)
             if got == expect(d):
                 return True, got, time.monotonic() - t0
             last = got
@@ -277,8 +278,8 @@ class _TcpService:
     """Accepts on 127.0.0.1 and runs handle(conn) in a thread per
     connection. close() stops everything and joins with bounded waits."""
 
-    def __init__(self, port=0):
-        self.sock = listen_socket(port)
+    def __init__(self, port=0, host=HOST):
+        self.sock = listen_socket(port, host=host)
         self.port = self.sock.getsockname()[1]
         self.conns = set()
         self.accepted = 0
@@ -369,9 +370,9 @@ def echo_expect(d):
 class ReplyAfterEofServer(_TcpService):
     """Reads until EOF, then sends tag || sha256(data) || data and closes."""
 
-    def __init__(self, port=0, tag=b"R"):
+    def __init__(self, port=0, tag=b"R", host=HOST):
         self.tag = tag
-        super().__init__(port)
+        super().__init__(port, host)
 
     def handle(self, c):
         buf = bytearray()
@@ -449,6 +450,19 @@ def client_toml(server_port, services, heartbeat_timeout=None, retry_interval=No
 # molerat processes
 
 _live = []
+
+try:
+    import ctypes
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _libc = None
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL when the test process dies, so a
+    pytest killed by a ctest timeout leaves no molerat behind."""
+    if _libc is not None:
+        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 _live_lock = threading.Lock()
 
 
@@ -489,7 +503,8 @@ class Molerat:
         self.rc = None
         with open(self.out_path, "ab") as fo, open(self.err_path, "ab") as fe:
             self.p = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                      env=env, cwd=cwd, start_new_session=True)
+                                      env=env, cwd=cwd, start_new_session=True,
+                                      preexec_fn=_die_with_parent)
         with _live_lock:
             _live.append(self.p)
         self.started = time.monotonic()

@@ -186,3 +186,35 @@ def test_multiple_services(procs, relay, services):
             data = mrlib.payload(f"{name}{round_}", 20_000 + round_)
             got = mrlib.roundtrip(t.svc_port[name], data, timeout=mrlib.slow(10))
             assert got == expect(data), f"{name} round {round_}: {got[:40]!r}"
+
+
+def ipv6_loopback():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no ::1 on this machine")
+def test_ipv6_everywhere(procs, relay):
+    """Server bind_addr, service bind_addr, client remote_addr and
+    local_addr all on [::1]."""
+    e = mrlib.EchoServer(host="::1")
+    try:
+        bind, svc = mrlib.free_port(), mrlib.free_port()
+        procs.server(f'[server]\nbind_addr = "[::1]:{bind}"\n[server.services.v6]\n'
+                     f'bind_addr = "[::1]:{svc}"\ntoken = "six"\n', env=mrlib.relay_env(relay))
+        assert mrlib.wait_port(bind, mrlib.slow(5), host="::1"), procs.dump()
+        procs.client(f'[client]\nremote_addr = "[::1]:{bind}"\n[client.services.v6]\n'
+                     f'local_addr = "[::1]:{e.port}"\ntoken = "six"\n', env=mrlib.relay_env(relay))
+        ok, last, _ = mrlib.wait_roundtrip(svc, mrlib.echo_expect, timeout=mrlib.slow(8), host="::1")
+        assert ok, f"{last!r}\n{procs.dump()}"
+        data = mrlib.payload(66, 3 << 20)
+        got = mrlib.roundtrip(svc, data, timeout=mrlib.slow(20), host="::1")
+        assert mrlib.sha(got) == mrlib.sha(data)
+        assert mrlib.port_refuses(svc), "service bound on IPv4 too: expected [::1] only"
+    finally:
+        e.close()

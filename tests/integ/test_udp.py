@@ -89,7 +89,8 @@ def test_udp_all_sizes_one_visitor_in_a_burst(procs, udp_echo):
 
 def test_udp_50_visitors(procs, udp_echo):
     """50 visitors at once: each gets only its own replies; the local
-    service sees 50 distinct mappings."""
+    service sees 50 distinct mappings. (A round is 50 datagrams, one per
+    visitor, so no socket buffer on the way overflows: UDP may drop.)"""
     e = udp_echo()
     t = uh.UdpTunnel(procs, e.port).start()
     before = len(e.sources)
@@ -98,19 +99,13 @@ def test_udp_50_visitors(procs, udp_echo):
         for rnd in range(3):
             for i, v in enumerate(vs):
                 v.sendto(b"visitor %d round %d " % (i, rnd) + os.urandom(i * 20), t.addr)
+            for i, v in enumerate(vs):
+                d = uh.recv_dgram(v, mrlib.slow(5))
+                assert d is not None, f"visitor {i}: no reply in round {rnd}"
+                assert d.startswith(b"visitor %d round %d " % (i, rnd)), f"visitor {i} got {d[:30]!r}"
+                assert len(d) == len(b"visitor %d round %d " % (i, rnd)) + i * 20
         for i, v in enumerate(vs):
-            got = []
-            deadline = time.monotonic() + mrlib.slow(5)
-            while len(got) < 3 and time.monotonic() < deadline:
-                d = uh.recv_dgram(v, deadline - time.monotonic())
-                if d is None:
-                    break
-                got.append(d)
-            assert len(got) == 3, f"visitor {i}: {len(got)} replies"
-            for d in got:
-                assert d.startswith(b"visitor %d round " % i), f"visitor {i} got {d[:30]!r}"
-                assert len(d) == len(b"visitor %d round 0 " % i) + i * 20
-            assert uh.recv_dgram(v, 0.05) is None, f"visitor {i} got an extra datagram"
+            assert uh.recv_dgram(v, 0.02) is None, f"visitor {i} got an extra datagram"
         assert len(e.sources) - before == 50
     finally:
         for v in vs:

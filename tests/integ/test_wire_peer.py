@@ -130,7 +130,6 @@ def test_server_handshake_pool_and_heartbeat(procs):
     assert srv.proc.alive()
 
 
-@pytest.mark.xfail(strict=False, reason="UDP issue")
 def test_server_udp_pool_of_two(procs):
     """A UDP service gets 2 CreateDataChannel; a datagram from a visitor
     arrives framed on a data channel after StartForwardUdp."""

@@ -465,6 +465,11 @@ static void test_reject_proxy_not_url(void **state)
 				"[client.transport.tcp]\nproxy = \"not a url\"\n",
 		     "t.toml:7:1: client.transport.tcp.proxy: \"not a url\" is not a valid URL (relative URL "
 		     "without a base); expected \"socks5://host:port\" or \"http://host:port\"");
+	/* credentials are not shown */
+	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
+				"[client.transport.tcp]\nproxy = \"socks5://me:s3cret@proxy:99999\"\n",
+		     "t.toml:7:1: client.transport.tcp.proxy: \"socks5://***@proxy:99999\" is not a valid "
+		     "URL (invalid port number); expected \"socks5://host:port\" or \"http://host:port\"");
 	/* the scheme is checked after the parse, in step 2/3 */
 	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
 				"[client.transport.tcp]\nproxy = \"https://proxy:3128\"\n",
@@ -559,6 +564,12 @@ static void test_reject_wrong_types(void **state)
 	expect_error(SERVER_MIN "[server.services.web]\nbind_addr = \"0.0.0.0:80\"\nnodelay = 1\n",
 		     "t.toml:5:1: server.services.web.nodelay: expected a boolean, found integer 1; use "
 		     "nodelay = true or nodelay = false");
+	/* a secret of the wrong type is not echoed */
+	expect_error(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tls\"\n"
+				"[server.transport.tls]\npkcs12 = \"x\"\npkcs12_password = 123456\n",
+		     "t.toml:8:1: server.transport.tls.pkcs12_password: expected a string, found a value of "
+		     "type integer (not shown: it is a secret); write it in quotes, e.g. pkcs12_password = "
+		     "\"...\"");
 	expect_error("server = 1\n", "t.toml:1:1: server: expected a table, found integer 1; write it as "
 				     "a [server] section");
 	expect_error_sub(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\ntcp = 1\n",

@@ -38,7 +38,8 @@
 #include "xport.h"
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/allocator_interface.h>
+/* from libasan (<sanitizer/allocator_interface.h> is not always installed) */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #define HEAP_IN_USE() __sanitizer_get_current_allocated_bytes()
 #else
 #define HEAP_IN_USE() mallinfo2().uordblks
