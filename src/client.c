@@ -15,6 +15,7 @@
 #include "proto.h"
 #include "sock.h"
 #include "udp.h"
+#include "util.h"
 
 enum {
 	CONNECT_TIMEOUT_MS = 10000,   /* per address tried */
@@ -38,7 +39,8 @@ struct csvc {
 	struct client *cl;
 	char *name;
 	size_t name_len;
-	char *token;
+	char *token;             /* may contain NUL: token_len bytes */
+	size_t token_len;
 	char *local_addr;
 	enum conf_svc_type type;
 	int nodelay;
@@ -103,16 +105,6 @@ struct client {
 };
 
 static void cs_attempt(struct csvc *s);
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = 0;
-	}
-	return p;
-}
 
 /* ---------------------------------------------------------------- data channels */
 
@@ -418,7 +410,7 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 			cs_fail(s, "invalid Hello from the server", r);
 			return;
 		}
-		proto_session_key(s->token, strlen(s->token), nonce, s->key);
+		proto_session_key(s->token, s->token_len, nonce, s->key);
 		chan_send(c, s->key, PROTO_AUTH_LEN);
 		s->state = CS_AUTH;
 		chan_expect(c, PROTO_CMD_LEN);
@@ -551,9 +543,10 @@ static struct csvc *csvc_new(struct client *cl, const struct conf_service *c)
 	if (!s)
 		return NULL;
 	s->cl = cl;
-	s->name = xstrndup(c->name, c->name_len);
+	s->name = mr_strndup(c->name, c->name_len);
 	s->name_len = c->name_len;
-	s->token = strdup(c->token);
+	s->token = mr_strndup(c->token, c->token_len);
+	s->token_len = c->token_len;
 	s->local_addr = strdup(c->local_addr);
 	s->type = c->type;
 	s->nodelay = c->nodelay;
@@ -615,7 +608,7 @@ int client_new(const struct server_env *env, const struct conf_client *cfg, stru
 	cl->tcp.nodelay = cfg->transport.tcp.nodelay;
 	cl->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
 	cl->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
-	cl->heartbeat_timeout_ms = cfg->heartbeat_timeout * 1000;
+	cl->heartbeat_timeout_ms = secs_to_ms(cfg->heartbeat_timeout);
 	int r = cl->remote_addr ? 0 : -ENOMEM;
 	char host[256];
 	uint16_t port;

@@ -244,7 +244,7 @@ void loop_timer_start(struct loop *l, struct timer *t, uint64_t delay_ms)
 		l->heap_cap = l->heap_cap ? l->heap_cap * 2 : 64;
 		l->heap = xrealloc(l->heap, l->heap_cap * sizeof(*l->heap));
 	}
-	t->deadline = l->now + delay_ms;
+	t->deadline = delay_ms > UINT64_MAX - l->now ? UINT64_MAX : l->now + delay_ms;
 	t->seq = l->timer_seq++;
 	heap_set(l, l->heap_len, t);
 	heap_up(l, l->heap_len++);

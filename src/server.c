@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "sock.h"
 #include "udp.h"
+#include "util.h"
 
 /* Bounds (spec Q30: rathole has none). */
 enum {
@@ -33,7 +34,8 @@ struct svc {
 	struct server *srv;
 	char *name;
 	size_t name_len;
-	char *token;
+	char *token;             /* may contain NUL: token_len bytes */
+	size_t token_len;
 	char *bind_addr;
 	enum conf_svc_type type;
 	int nodelay;
@@ -64,6 +66,8 @@ enum listener_state {
 	LST_BOUND,          /* accepting */
 	LST_BIND_RETRY,     /* the bind failed; retrying after a backoff */
 	LST_ACCEPT_PAUSE,   /* accept failed (EMFILE...); paused for a backoff */
+	LST_FULL,           /* MAX_VISITORS_WAITING wait: not accepting (the
+			     * kernel's backlog holds newcomers) until one is paired */
 };
 
 /* One authenticated control channel and everything tied to it (§4.4). */
@@ -136,16 +140,6 @@ static bool warn_ok(struct loop *loop, uint64_t *last)
 	return true;
 }
 
-static char *xstrndup(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-	if (p) {
-		memcpy(p, s, n);
-		p[n] = 0;
-	}
-	return p;
-}
-
 static const char *svc_label(const struct svc *v) { return v->name; }
 
 /* ---------------------------------------------------------------- services */
@@ -169,9 +163,10 @@ static struct svc *svc_new(struct server *srv, const struct conf_service *c)
 	if (!v)
 		return NULL;
 	v->srv = srv;
-	v->name = xstrndup(c->name, c->name_len);
+	v->name = mr_strndup(c->name, c->name_len);
 	v->name_len = c->name_len;
-	v->token = strdup(c->token);
+	v->token = mr_strndup(c->token, c->token_len);
+	v->token_len = c->token_len;
 	v->bind_addr = strdup(c->bind_addr);
 	v->type = c->type;
 	v->nodelay = c->nodelay;
@@ -210,6 +205,10 @@ static void visitor_unlink(struct session *s, struct visitor *v)
 	if (v->next) v->next->prev = v->prev; else s->v_tail = v->prev;
 	v->next = v->prev = NULL;
 	s->n_visitors--;
+	if (s->lst == LST_FULL && !s->ending) {
+		s->lst = LST_BOUND;
+		loop_io_set(s->srv->env.loop, &s->lw, LOOP_READ);
+	}
 }
 
 static void visitor_free(struct loop *loop, struct visitor *v)
@@ -435,6 +434,16 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 {
 	struct session *s = w->data;
 	for (int i = 0; i < ACCEPT_BATCH && !s->ending; i++) {
+		if (s->n_visitors >= MAX_VISITORS_WAITING) {
+			/* backpressure, as rathole's bounded queue: newcomers wait
+			 * in the listen backlog */
+			if (warn_ok(loop, &s->last_warn))
+				log_warn("service %s: %u visitors already wait for a data channel; accepting no more until they are served",
+					 svc_label(s->svc), s->n_visitors);
+			s->lst = LST_FULL;
+			loop_io_set(loop, w, 0);
+			return;
+		}
 		struct sock_addr peer;
 		int fd = sock_accept(w->fd, &peer);
 		if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
@@ -450,13 +459,6 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 			return;
 		}
 		backoff_reset(&s->bo, loop_now(loop));
-		if (s->n_visitors >= MAX_VISITORS_WAITING) {
-			if (warn_ok(loop, &s->last_warn))
-				log_warn("service %s: %u visitors already wait for a data channel; refusing more",
-					 svc_label(s->svc), s->n_visitors);
-			close(fd);
-			continue;
-		}
 		struct visitor *v = calloc(1, sizeof(*v));
 		if (!v) {
 			close(fd);
@@ -780,7 +782,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 static void hs_on_auth(struct handshake *h, const uint8_t *msg)
 {
 	uint8_t want[PROTO_DIGEST_LEN];
-	proto_session_key(h->svc->token, strlen(h->svc->token), h->nonce, want);
+	proto_session_key(h->svc->token, h->svc->token_len, h->nonce, want);
 	if (!proto_digest_equal(want, msg)) {
 		log_error("connection from %s: service %s: incorrect token; Ack AuthFailed", h->peer, svc_label(h->svc));
 		hs_fail(h, ACK_AUTH_FAILED);
@@ -946,7 +948,7 @@ int server_new(const struct server_env *env, const struct conf_server *cfg, stru
 	srv->tcp.nodelay = cfg->transport.tcp.nodelay;
 	srv->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
 	srv->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
-	srv->heartbeat_ms = cfg->heartbeat_interval * 1000;
+	srv->heartbeat_ms = secs_to_ms(cfg->heartbeat_interval);
 	loop_io_init(&srv->lw, server_accept, srv);
 	loop_timer_init(&srv->accept_retry, server_accept_resume, srv);
 	struct backoff_params bp = backoff_params_server_accept();

@@ -10,7 +10,6 @@ import tomllib
 import pytest
 
 import mrlib
-from mrlib import HOST
 
 
 def run(args, timeout=10, cwd=None):
@@ -272,3 +271,23 @@ def test_mode_server_flag_without_server_section(procs):
     m.expect_exit = True
     rc = m.wait(mrlib.slow(5))
     assert rc is not None and rc > 0, f"status {rc}\n{m.tail()}"
+
+
+# -- logging (§10.3 as adapted: logs on stderr, MOLERAT_LOG)
+
+
+@pytest.mark.parametrize("level", ["debug", "error"])
+def test_logs_on_stderr_and_level(procs, level):
+    """Logs go to stderr, never stdout; MOLERAT_LOG=error keeps a clean
+    start and stop silent, MOLERAT_LOG=debug does not."""
+    port = mrlib.free_port()
+    toml = mrlib.server_toml(port, [{"name": "a", "port": mrlib.free_port(), "token": "t"}])
+    m = procs.server(toml, env={"MOLERAT_LOG": level})
+    assert mrlib.wait_port(port, mrlib.slow(5), proc=m), m.tail()
+    rc, killed = m.stop()
+    assert (rc, killed) == (0, False), m.tail()
+    assert m.stdout() == "", f"stdout: {m.stdout()!r}"
+    if level == "error":
+        assert m.stderr() == "", f"stderr at MOLERAT_LOG=error: {m.stderr()!r}"
+    else:
+        assert len(m.stderr().splitlines()) >= 1

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import mrlib
-from mrlib import HOST
+from mrlib import HOST, recv_exact
 
 
 def tls_client_hello():
@@ -235,11 +235,16 @@ def test_signal_exit_zero(procs, echo, sig):
     v = socket.create_connection((HOST, t.svc_port["svc"]), timeout=5)
     v.sendall(b"x")
     try:
+        assert recv_exact(v, 1) == b"x"  # relays running on both ends
+        bad = []
         for m in (t.client, t.server):
+            m.expect_exit = True  # checked here
             t0 = time.monotonic()
             m.send_signal(sig)
             rc = m.wait(mrlib.slow(3))
-            assert rc == 0, f"{m.name}: status {rc} {time.monotonic() - t0:.1f}s after {sig.name}\n{m.tail()}"
+            if rc != 0:
+                bad.append(f"{m.name}: status {rc} {time.monotonic() - t0:.1f}s after {sig.name}\n{m.tail()}")
+        assert not bad, "\n".join(bad)
     finally:
         v.close()
 

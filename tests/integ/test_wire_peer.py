@@ -269,12 +269,12 @@ def test_server_data_channel_flow(procs, relay):
             down = mrlib.payload(2, (1 << 20) + 17)
             res = {}
 
-            def pump(src, dst, data, key_):
-                dst.sendall(data)
-                dst.shutdown(socket.SHUT_WR)
+            def send_and_shut(sock, data):
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
 
-            t1 = threading.Thread(target=pump, args=(None, v, up, "up"), daemon=True)
-            t2 = threading.Thread(target=pump, args=(None, d, down, "down"), daemon=True)
+            t1 = threading.Thread(target=send_and_shut, args=(v, up), daemon=True)
+            t2 = threading.Thread(target=send_and_shut, args=(d, down), daemon=True)
             t1.start()
             t2.start()
             res["at_dc"] = mrlib.recv_all(d, timeout=10)

@@ -1,0 +1,79 @@
+/* log: level names and the MOLERAT_LOG / RUST_LOG environment. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "log.h"
+
+static void set_env(const char *molerat, const char *rust)
+{
+	if (molerat) setenv("MOLERAT_LOG", molerat, 1); else unsetenv("MOLERAT_LOG");
+	if (rust) setenv("RUST_LOG", rust, 1); else unsetenv("RUST_LOG");
+	log_set_level(LOGL_INFO);
+	log_init_from_env();
+}
+
+static void test_level_names(void **state)
+{
+	(void)state;
+	assert_int_equal(log_level_parse("error", 5), LOGL_ERROR);
+	assert_int_equal(log_level_parse("WARN", 4), LOGL_WARN);
+	assert_int_equal(log_level_parse("warning", 7), LOGL_WARN);
+	assert_int_equal(log_level_parse("info", 4), LOGL_INFO);
+	assert_int_equal(log_level_parse("Debug", 5), LOGL_DEBUG);
+	assert_int_equal(log_level_parse("trace", 5), LOGL_TRACE);
+	assert_int_equal(log_level_parse("off", 3), LOGL_OFF);
+	assert_int_equal(log_level_parse("verbose", 7), -1);
+	assert_int_equal(log_level_parse("inf", 3), -1);
+	assert_int_equal(log_level_parse("", 0), -1);
+}
+
+static void test_env(void **state)
+{
+	(void)state;
+	set_env(NULL, NULL);
+	assert_int_equal(log_get_level(), LOGL_INFO);
+	set_env("debug", "error");          /* MOLERAT_LOG wins */
+	assert_int_equal(log_get_level(), LOGL_DEBUG);
+	set_env(NULL, "warn");
+	assert_int_equal(log_get_level(), LOGL_WARN);
+	set_env("", "trace");               /* empty MOLERAT_LOG: RUST_LOG */
+	assert_int_equal(log_get_level(), LOGL_TRACE);
+	set_env(NULL, "rathole=debug");
+	assert_int_equal(log_get_level(), LOGL_DEBUG);
+	set_env(NULL, "info,rathole::server=trace");   /* most specific wins */
+	assert_int_equal(log_get_level(), LOGL_TRACE);
+	set_env(NULL, "tokio=trace,error");           /* unknown target ignored */
+	assert_int_equal(log_get_level(), LOGL_ERROR);
+	set_env(NULL, "molerat=off");
+	assert_int_equal(log_get_level(), LOGL_OFF);
+	set_env(NULL, "nonsense");                    /* warned, default kept */
+	assert_int_equal(log_get_level(), LOGL_INFO);
+	set_env(NULL, NULL);
+}
+
+static void test_enabled(void **state)
+{
+	(void)state;
+	log_set_level(LOGL_WARN);
+	assert_true(log_enabled(LOGL_ERROR));
+	assert_true(log_enabled(LOGL_WARN));
+	assert_false(log_enabled(LOGL_INFO));
+	log_set_level(LOGL_OFF);
+	assert_false(log_enabled(LOGL_ERROR));
+	log_set_level(LOGL_INFO);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_level_names),
+		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_enabled),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
