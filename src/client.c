@@ -102,6 +102,7 @@ struct client {
 	size_t n_svcs;
 	struct dchan *dc_head;
 	unsigned n_dchans;
+	uint64_t last_warn;        /* rate limit of the data-channel cap warning */
 };
 
 static void cs_attempt(struct csvc *s);
@@ -324,6 +325,10 @@ static void dc_start(struct csvc *s)
 {
 	struct client *cl = s->cl;
 	if (cl->n_dchans >= MAX_DATA_CHANNELS) {
+		uint64_t now = loop_now(cl->env.loop);
+		if (cl->last_warn && now - cl->last_warn < 1000)
+			return;
+		cl->last_warn = now;
 		log_warn("service %s: %u data channels already open or opening; ignoring CreateDataChannel",
 			  s->name, cl->n_dchans);
 		return;
@@ -489,6 +494,9 @@ static void cs_on_dial(void *arg, int fd, int err, const struct sock_addr *peer)
 		return;
 	}
 	sock_addr_str(peer, s->server, sizeof(s->server));
+	/* connecting is bounded per address by the dial; this bounds the
+	 * handshake up to the Ack */
+	loop_timer_start(loop, &s->deadline, HANDSHAKE_MS);
 	xport_tcp_apply_opts(fd, &s->cl->tcp);
 	sock_set_nodelay(fd, 1);
 	struct xport *x = xport_tcp_new(fd);
@@ -507,7 +515,6 @@ static void cs_attempt(struct csvc *s)
 	int err = 0;
 	s->attempt_start = loop_now(loop);
 	s->state = CS_DIALING;
-	loop_timer_start(loop, &s->deadline, HANDSHAKE_MS);
 	s->dial = dial_start(loop, cl->env.dns, cl->remote_addr, CONNECT_TIMEOUT_MS, cs_on_dial, s, &err);
 	if (!s->dial)
 		cs_fail(s, "cannot connect to the server", err);

@@ -250,9 +250,13 @@ void loop_timer_start(struct loop *l, struct timer *t, uint64_t delay_ms)
 	heap_up(l, l->heap_len++);
 }
 
+/* Runs the timers due now that were armed before this pass: one re-armed
+ * with no delay from its own callback waits for the next iteration, so
+ * I/O is never starved. */
 static void run_timers(struct loop *l)
 {
-	while (l->heap_len && l->heap[0]->deadline <= l->now && !l->stop) {
+	uint64_t seq_limit = l->timer_seq;
+	while (l->heap_len && l->heap[0]->deadline <= l->now && l->heap[0]->seq < seq_limit && !l->stop) {
 		struct timer *t = l->heap[0];
 		loop_timer_stop(l, t);
 		t->cb(l, t);

@@ -52,7 +52,8 @@ struct visitor {
 	struct timer wait;
 };
 
-/* An authenticated data channel waiting in the pool. */
+/* An authenticated data channel: waiting in the pool, or (paired or
+ * udp_start set) on the draining list while its 4-byte command is written. */
 struct pooled {
 	struct pooled *next, *prev;
 	struct session *sess;
@@ -88,6 +89,7 @@ struct session {
 	unsigned n_visitors;
 	struct pooled *p_head, *p_tail;
 	unsigned n_pooled;
+	struct pooled *dr_head;        /* StartForwardTcp/Udp still being written */
 	struct udp_server *udp;        /* UDP services: owns the bound socket */
 	bool ending;
 };
@@ -131,6 +133,20 @@ static void session_pair(struct session *s);
 static void session_udp_feed(struct session *s);
 static void session_request(struct session *s);
 
+/* accept(2) errors that concern only the connection being accepted (the
+ * man page's "treat as EAGAIN and retry" list): go on accepting. */
+static bool accept_transient(int err)
+{
+	switch (-err) {
+	case ECONNABORTED: case EINTR: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+	case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+	case EPERM:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static bool warn_ok(struct loop *loop, uint64_t *last)
 {
 	uint64_t now = loop_now(loop);
@@ -144,12 +160,22 @@ static const char *svc_label(const struct svc *v) { return v->name; }
 
 /* ---------------------------------------------------------------- services */
 
+static void hs_free(struct handshake *h, bool close_chan);
+
 static void svc_free(struct svc *v, const char *why)
 {
 	if (!v)
 		return;
 	if (v->session)
 		session_end(v->session, why);
+	/* handshakes waiting for this service's Auth cannot finish */
+	struct handshake *h = v->srv->hs_head;
+	while (h) {
+		struct handshake *next = h->next;
+		if (h->svc == v)
+			hs_free(h, true);
+		h = next;
+	}
 	relay_counters_unref(v->counters);
 	free(v->name);
 	free(v->token);
@@ -239,43 +265,60 @@ static void pooled_unlink(struct session *s, struct pooled *p)
 	s->n_pooled--;
 }
 
+static void draining_add(struct session *s, struct pooled *p)
+{
+	p->prev = NULL;
+	p->next = s->dr_head;
+	if (s->dr_head)
+		s->dr_head->prev = p;
+	s->dr_head = p;
+}
+
+static void draining_remove(struct session *s, struct pooled *p)
+{
+	if (p->prev) p->prev->next = p->next; else s->dr_head = p->next;
+	if (p->next) p->next->prev = p->prev;
+	p->next = p->prev = NULL;
+}
+
 static void pooled_on_error(struct chan *c, void *owner, int err)
 {
 	struct pooled *p = owner;
 	struct session *s = p->sess;
+	struct loop *loop = s->srv->env.loop;
 	log_debug("service %s: pooled data channel closed: %s", svc_label(s->svc), mr_strerror(err));
-	if (p->paired) {
-		/* StartForwardTcp could not be written: put the visitor back
-		 * at the front and ask for another channel (§5.1) */
-		struct visitor *v = p->paired;
+	if (!p->paired && !p->udp_start) {
+		pooled_unlink(s, p);
+		chan_close(c);
+		free(p);
+		return;
+	}
+	draining_remove(s, p);
+	struct visitor *v = p->paired;
+	chan_close(c);
+	free(p);
+	if (v) {
+		/* StartForwardTcp could not be written: the visitor goes back to
+		 * the front, waits afresh, and one more channel is asked for
+		 * (§5.1) */
 		v->next = s->v_head;
 		v->prev = NULL;
 		if (s->v_head) s->v_head->prev = v; else s->v_tail = v;
 		s->v_head = v;
 		s->n_visitors++;
-		chan_close(c);
-		free(p);
-		uint8_t cmd[4];
-		proto_encode_u32(cmd, CMD_CREATE_DATA_CHANNEL);
-		if (s->ctrl && chan_send(s->ctrl, cmd, 4) == 0)
-			loop_timer_start(s->srv->env.loop, &s->heartbeat, s->srv->heartbeat_ms);
-		return;
+		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
 	}
-	if (p->udp_start) {
-		chan_close(c);
-		free(p);
-		session_request(s);
+	session_request(s);
+	if (v)
+		session_pair(s);
+	else
 		session_udp_feed(s);
-		return;
-	}
-	pooled_unlink(s, p);
-	chan_close(c);
-	free(p);
 }
 
 static void start_tcp_relay(struct session *s, struct pooled *p)
 {
 	struct visitor *v = p->paired;
+	draining_remove(s, p);
 	struct xport *dx = chan_detach(p->chan);
 	struct xport *vx = xport_tcp_new(v->fd);
 	v->fd = -1;
@@ -300,6 +343,7 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 
 static void start_udp(struct session *s, struct pooled *p)
 {
+	draining_remove(s, p);
 	struct xport *dx = chan_detach(p->chan);
 	free(p);
 	int r = udp_server_attach(s->udp, dx);
@@ -332,8 +376,10 @@ static void session_request(struct session *s)
 	proto_encode_u32(cmd, CMD_CREATE_DATA_CHANNEL);
 	int r = chan_send(s->ctrl, cmd, sizeof(cmd));
 	if (r < 0) {
-		if (warn_ok(s->srv->env.loop, &s->last_warn))
-			log_warn("service %s: cannot request a data channel: %s", svc_label(s->svc), mr_strerror(r));
+		/* a failed write ends the control channel (§4.2 step 7); a
+		 * full queue means the client stopped reading */
+		log_warn("service %s: cannot request a data channel: %s", svc_label(s->svc), mr_strerror(r));
+		session_end(s, "cannot write to the control channel");
 		return;
 	}
 	if (s->srv->heartbeat_ms)
@@ -350,6 +396,7 @@ static void session_pair(struct session *s)
 		pooled_unlink(s, p);
 		loop_timer_stop(s->srv->env.loop, &v->wait);
 		p->paired = v;
+		draining_add(s, p);
 		uint8_t cmd[4];
 		proto_encode_u32(cmd, DATA_START_TCP);
 		int r = chan_send(p->chan, cmd, sizeof(cmd));
@@ -370,12 +417,13 @@ static void session_udp_feed(struct session *s)
 {
 	if (!s->udp || s->ending || udp_server_attached(s->udp) || !s->p_head)
 		return;
-	for (struct pooled *q = s->p_head; q; q = q->next)
+	for (struct pooled *q = s->dr_head; q; q = q->next)
 		if (q->udp_start)
-			return;
+			return;   /* one is on its way */
 	struct pooled *p = s->p_head;
 	pooled_unlink(s, p);
 	p->udp_start = true;
+	draining_add(s, p);
 	uint8_t cmd[4];
 	proto_encode_u32(cmd, DATA_START_UDP);
 	int r = chan_send(p->chan, cmd, sizeof(cmd));
@@ -446,8 +494,10 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 		}
 		struct sock_addr peer;
 		int fd = sock_accept(w->fd, &peer);
-		if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
+		if (fd == -EAGAIN)
 			return;
+		if (fd < 0 && accept_transient(fd))
+			continue;
 		if (fd < 0) {
 			uint64_t delay = 500;
 			backoff_next(&s->bo, loop_now(loop), &delay);
@@ -614,6 +664,14 @@ static void session_end(struct session *s, const char *why)
 		chan_close(p->chan);
 		free(p);
 	}
+	while (s->dr_head) {
+		struct pooled *p = s->dr_head;
+		draining_remove(s, p);
+		if (p->paired)
+			visitor_free(loop, p->paired);
+		chan_close(p->chan);
+		free(p);
+	}
 	loop_defer(loop, session_free_mem, s);
 }
 
@@ -670,8 +728,10 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 	proto_encode_u32(ack, ACK_OK);
 	chan_send(ctrl, ack, sizeof(ack));
 	unsigned pool = v->type == SVC_UDP ? PROTO_UDP_POOL_SIZE : PROTO_TCP_POOL_SIZE;
-	for (unsigned i = 0; i < pool; i++)
+	for (unsigned i = 0; i < pool && !s->ending; i++)
 		session_request(s);
+	if (s->ending)
+		return;
 	if (srv->heartbeat_ms)
 		loop_timer_start(loop, &s->heartbeat, srv->heartbeat_ms);
 	log_info("service %s: control channel established", svc_label(v));
@@ -822,8 +882,10 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sock_addr peer;
 		int fd = sock_accept(w->fd, &peer);
-		if (fd == -EAGAIN || fd == -ECONNABORTED || fd == -EINTR)
+		if (fd == -EAGAIN)
 			return;
+		if (fd < 0 && accept_transient(fd))
+			continue;
 		if (fd < 0) {
 			uint64_t delay = 500;
 			backoff_next(&srv->accept_bo, loop_now(loop), &delay);
