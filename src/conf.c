@@ -36,6 +36,9 @@ _Static_assert(sizeof(enum conf_xport_type) == sizeof(int), "enums are stored as
 /* client.services.NAME.retry_interval before defaults: TOML integers stop
  * at INT64_MAX, so this value cannot come from a file. */
 #define U64_UNSET UINT64_MAX
+/* A rathole config is a few KiB; 1 MiB bounds the parse tree's memory
+ * (each tiny TOML value is a node) well below anything harmful. */
+#define CONF_MAX_FILE (1u << 20)
 #define U64_TOML_MAX ((uint64_t)INT64_MAX)
 
 enum row_type {
@@ -1147,7 +1150,7 @@ struct conf *conf_load_file(const char *path, struct conf_error *err)
 		if (n == 0)
 			break;
 		len += (size_t)n;
-		if (len > (size_t)TOML_MAX_INPUT) {
+		if (len > (size_t)CONF_MAX_FILE) {
 			e = EFBIG;
 			break;
 		}
@@ -1155,13 +1158,13 @@ struct conf *conf_load_file(const char *path, struct conf_error *err)
 	if (!buf)
 		e = ENOMEM;
 	close(fd);
-	if (e == 0 && len > (size_t)TOML_MAX_INPUT)
+	if (e == 0 && len > (size_t)CONF_MAX_FILE)
 		e = EFBIG;
 	if (e != 0) {
 		if (e == EFBIG)
 			snprintf(err->msg, sizeof(err->msg),
 				 "%s: the configuration file is larger than %u bytes; it cannot be right",
-				 path, (unsigned)TOML_MAX_INPUT);
+				 path, (unsigned)CONF_MAX_FILE);
 		else
 			snprintf(err->msg, sizeof(err->msg), "%s: cannot read the configuration file: %s",
 				 path, strerror(e));
