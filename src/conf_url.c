@@ -17,58 +17,8 @@
 #include <string.h>
 
 #include "err.h"
+#include "strbuf.h"
 
-/* A growable byte string for building the parts. */
-struct ubuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void ub_put(struct ubuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 32;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void ub_putc(struct ubuf *b, char c)
-{
-	ub_put(b, &c, 1);
-}
-
-/* Returns the built string (never NULL unless out of memory). */
-static char *ub_take(struct ubuf *b)
-{
-	if (b->oom) {
-		free(b->p);
-		return NULL;
-	}
-	if (!b->p)
-		ub_put(b, "", 0);
-	if (b->oom) {
-		free(b->p);
-		return NULL;
-	}
-	char *p = b->p;
-	b->p = NULL;
-	b->len = b->cap = 0;
-	return p;
-}
 
 static bool is_alpha(unsigned char c)
 {
@@ -115,16 +65,16 @@ static bool in_userinfo_set(unsigned char c)
 	return strchr(" \"#<>?`{}/:;=@[\\]^|", c) != NULL;
 }
 
-static void pct_encode(struct ubuf *b, const char *s, size_t n, bool (*in_set)(unsigned char))
+static void pct_encode(struct strbuf *b, const char *s, size_t n, bool (*in_set)(unsigned char))
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (in_set(c)) {
 			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
-			ub_put(b, e, 3);
+			strbuf_put(b, e, 3);
 		} else {
-			ub_putc(b, (char)c);
+			strbuf_putc(b, (char)c);
 		}
 	}
 }
@@ -148,7 +98,7 @@ static int hexval(unsigned char c)
 /* IPv6 between the brackets -> "[...]" serialised as the URL Standard does
  * (lower-case hex, the first longest run of two or more zero pieces
  * compressed; an embedded IPv4 is shown as hex pieces). */
-static int parse_ipv6(const char *s, size_t n, struct ubuf *out)
+static int parse_ipv6(const char *s, size_t n, struct strbuf *out)
 {
 	char tmp[64];
 	unsigned char a[16];
@@ -176,24 +126,24 @@ static int parse_ipv6(const char *s, size_t n, struct ubuf *out)
 		}
 		i = j;
 	}
-	ub_putc(out, '[');
+	strbuf_putc(out, '[');
 	bool ignore0 = false;
 	for (int i = 0; i < 8; i++) {
 		if (ignore0 && pieces[i] == 0)
 			continue;
 		ignore0 = false;
 		if (i == best) {
-			ub_put(out, i == 0 ? "::" : ":", i == 0 ? 2 : 1);
+			strbuf_put(out, i == 0 ? "::" : ":", i == 0 ? 2 : 1);
 			ignore0 = true;
 			continue;
 		}
 		char h[8];
 		int k = snprintf(h, sizeof(h), "%x", pieces[i]);
-		ub_put(out, h, (size_t)k);
+		strbuf_put(out, h, (size_t)k);
 		if (i != 7)
-			ub_putc(out, ':');
+			strbuf_putc(out, ':');
 	}
-	ub_putc(out, ']');
+	strbuf_putc(out, ']');
 	return 0;
 }
 
@@ -273,7 +223,7 @@ static bool ends_in_a_number(const char *s, size_t n)
 	       ipv4_number(last, ln, &v) == 0;
 }
 
-static int parse_ipv4(const char *s, size_t n, struct ubuf *out)
+static int parse_ipv4(const char *s, size_t n, struct strbuf *out)
 {
 	const char *ps[5];
 	size_t pl[5];
@@ -298,7 +248,7 @@ static int parse_ipv4(const char *s, size_t n, struct ubuf *out)
 	char t[16];
 	int m = snprintf(t, sizeof(t), "%u.%u.%u.%u", (unsigned)(addr >> 24) & 255,
 			 (unsigned)(addr >> 16) & 255, (unsigned)(addr >> 8) & 255, (unsigned)addr & 255);
-	ub_put(out, t, (size_t)m);
+	strbuf_put(out, t, (size_t)m);
 	return 0;
 }
 
@@ -341,7 +291,7 @@ static bool valid_utf8(const unsigned char *s, size_t n)
 
 /* Host of a special scheme: IPv6, else percent-decoded domain (lower-cased),
  * which becomes an IPv4 address when it ends in a number. */
-static int parse_special_host(const char *s, size_t n, struct ubuf *out, const char **why)
+static int parse_special_host(const char *s, size_t n, struct strbuf *out, const char **why)
 {
 	if (n > 0 && s[0] == '[') {
 		if (n < 2 || s[n - 1] != ']' || parse_ipv6(s + 1, n - 2, out) != 0) {
@@ -350,19 +300,19 @@ static int parse_special_host(const char *s, size_t n, struct ubuf *out, const c
 		}
 		return 0;
 	}
-	struct ubuf d = { 0 };
+	struct strbuf d = { 0 };
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%' && n - i > 2 && hexval((unsigned char)s[i + 1]) >= 0 &&
 		    hexval((unsigned char)s[i + 2]) >= 0) {
-			ub_putc(&d, (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2])));
+			strbuf_putc(&d, (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2])));
 			i += 2;
 		} else {
-			ub_putc(&d, s[i]);
+			strbuf_putc(&d, s[i]);
 		}
 	}
-	ub_put(&d, "", 0);
+	strbuf_put(&d, "", 0);
 	size_t dn = d.len;   /* the domain may hold NUL bytes */
-	char *dom = ub_take(&d);
+	char *dom = strbuf_take(&d, NULL);
 	if (!dom)
 		return -ENOMEM;
 	int rc = 0;
@@ -387,14 +337,14 @@ static int parse_special_host(const char *s, size_t n, struct ubuf *out, const c
 			rc = -1;
 		}
 	} else if (rc == 0) {
-		ub_put(out, dom, dn);
+		strbuf_put(out, dom, dn);
 	}
 	free(dom);
 	return rc;
 }
 
 /* Host of a non-special scheme ("opaque host"). */
-static int parse_opaque_host(const char *s, size_t n, struct ubuf *out, const char **why)
+static int parse_opaque_host(const char *s, size_t n, struct strbuf *out, const char **why)
 {
 	if (n > 0 && s[0] == '[') {
 		if (n < 2 || s[n - 1] != ']' || parse_ipv6(s + 1, n - 2, out) != 0) {
@@ -432,7 +382,7 @@ static int parse_authority(struct conf_url *u, const char *a, size_t n, bool spe
 	for (size_t i = 0; i < n; i++)
 		if (a[i] == '@')
 			at = a + i;
-	struct ubuf user = { 0 }, pass = { 0 }, host = { 0 };
+	struct strbuf user = { 0 }, pass = { 0 }, host = { 0 };
 	bool has_pass = false;
 	int rc = 0;
 	if (at) {
@@ -443,7 +393,7 @@ static int parse_authority(struct conf_url *u, const char *a, size_t n, bool spe
 		if (colon) {
 			has_pass = true;
 			pct_encode(&pass, colon + 1, cn - un - 1, in_userinfo_set);
-			ub_put(&pass, "", 0);
+			strbuf_put(&pass, "", 0);
 		}
 		n -= cn + 1;
 		a = at + 1;
@@ -498,15 +448,15 @@ static int parse_authority(struct conf_url *u, const char *a, size_t n, bool spe
 	}
 	/* a non-special URL with an empty host and no port has no host at all */
 	if (host.len > 0 || special) {
-		u->host = ub_take(&host);
+		u->host = strbuf_take(&host, NULL);
 		if (!u->host)
 			rc = -ENOMEM;
 	}
 out:
 	if (rc == 0) {
-		u->username = ub_take(&user);
+		u->username = strbuf_take(&user, NULL);
 		if (has_pass)
-			u->password = ub_take(&pass);
+			u->password = strbuf_take(&pass, NULL);
 		if (!u->username || (has_pass && !u->password))
 			rc = -ENOMEM;
 	}
@@ -585,7 +535,7 @@ int conf_url_parse(const char *s, size_t len, struct conf_url *u, const char **w
 	       !(special && rest[a1] == '\\'))
 		a1++;
 	if (!strcmp(u->scheme, "file")) {
-		struct ubuf h = { 0 };
+		struct strbuf h = { 0 };
 		const char *hs = rest + a0;
 		size_t hn = a1 - a0;
 		bool drive = hn == 2 && is_alpha((unsigned char)hs[0]) && (hs[1] == ':' || hs[1] == '|');
@@ -598,7 +548,7 @@ int conf_url_parse(const char *s, size_t len, struct conf_url *u, const char **w
 				rc = r == -ENOMEM ? -ENOMEM : MR_EFORMAT;
 				goto fail;
 			}
-			u->host = ub_take(&h);
+			u->host = strbuf_take(&h, NULL);
 			if (u->host && !strcmp(u->host, "localhost"))
 				u->host[0] = '\0';
 		}

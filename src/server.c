@@ -386,6 +386,21 @@ static void session_request(struct session *s)
 		loop_timer_start(s->srv->env.loop, &s->heartbeat, s->srv->heartbeat_ms);
 }
 
+/* Writes StartForwardTcp (p->paired set) or StartForwardUdp (p->udp_start)
+ * on a channel taken off the pool; once the command is out, the relay or
+ * the UDP forwarder takes the channel (pooled_on_drain). */
+static void pooled_start(struct session *s, struct pooled *p)
+{
+	draining_add(s, p);
+	uint8_t cmd[4];
+	proto_encode_u32(cmd, p->udp_start ? DATA_START_UDP : DATA_START_TCP);
+	int r = chan_send(p->chan, cmd, sizeof(cmd));
+	if (r < 0)
+		pooled_on_error(p->chan, p, r);
+	else if (chan_queued(p->chan) == 0)
+		pooled_on_drain(p->chan, p);
+}
+
 /* Pairs waiting visitors with pooled data channels, oldest first (§5.4). */
 static void session_pair(struct session *s)
 {
@@ -396,17 +411,7 @@ static void session_pair(struct session *s)
 		pooled_unlink(s, p);
 		loop_timer_stop(s->srv->env.loop, &v->wait);
 		p->paired = v;
-		draining_add(s, p);
-		uint8_t cmd[4];
-		proto_encode_u32(cmd, DATA_START_TCP);
-		int r = chan_send(p->chan, cmd, sizeof(cmd));
-		if (r < 0) {
-			pooled_on_error(p->chan, p, r);
-			continue;
-		}
-		if (chan_queued(p->chan) == 0)
-			start_tcp_relay(s, p);
-		/* else pooled_on_drain starts it */
+		pooled_start(s, p);
 	}
 }
 
@@ -423,16 +428,7 @@ static void session_udp_feed(struct session *s)
 	struct pooled *p = s->p_head;
 	pooled_unlink(s, p);
 	p->udp_start = true;
-	draining_add(s, p);
-	uint8_t cmd[4];
-	proto_encode_u32(cmd, DATA_START_UDP);
-	int r = chan_send(p->chan, cmd, sizeof(cmd));
-	if (r < 0) {
-		pooled_on_error(p->chan, p, r);
-		return;
-	}
-	if (chan_queued(p->chan) == 0)
-		start_udp(s, p);
+	pooled_start(s, p);
 }
 
 static void session_add_channel(struct session *s, struct chan *c)

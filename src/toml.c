@@ -12,6 +12,8 @@
  * index owned by the parser so that huge tables stay linear. */
 #include "toml.h"
 
+#include "strbuf.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -28,11 +30,6 @@ enum table_flag {
 	TF_AOT = 1u << 4,       /* array created by [[header]] */
 };
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
 
 /* A 1-based source position. */
 struct src_pos {
@@ -285,44 +282,14 @@ static bool starts_with(const struct parser *p, const char *lit)
 	return p->len - p->pos >= n && memcmp(p->s + p->pos, lit, n) == 0;
 }
 
-static void sb_put(struct sbuf *b, const void *d, size_t n)
+/* Hands the built string over to out; resets b. */
+static int sb_take(struct parser *p, struct strbuf *b, struct toml_str *out)
 {
-	if (b->oom)
-		return;
-	if (b->cap - b->len <= n) {
-		size_t cap = b->cap ? b->cap : 32;
-		while (cap - b->len <= n)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, d, n);
-	b->len += n;
-}
-
-static void sb_putc(struct sbuf *b, char c)
-{
-	sb_put(b, &c, 1);
-}
-
-/* Hands the NUL-terminated buffer over to out; resets b. */
-static int sb_take(struct parser *p, struct sbuf *b, struct toml_str *out)
-{
-	sb_putc(b, '\0');
-	if (b->oom) {
-		free(b->p);
-		*b = (struct sbuf){0};
+	out->ptr = strbuf_take(b, &out->len);
+	if (!out->ptr) {
 		fail_oom(p);
 		return -1;
 	}
-	out->ptr = b->p;
-	out->len = b->len - 1;
-	*b = (struct sbuf){0};
 	return 0;
 }
 
@@ -546,7 +513,7 @@ static int hex_value(int c)
 	return -1;
 }
 
-static void put_utf8(struct sbuf *b, uint32_t cp)
+static void put_utf8(struct strbuf *b, uint32_t cp)
 {
 	char u[4];
 	size_t n;
@@ -569,12 +536,12 @@ static void put_utf8(struct sbuf *b, uint32_t cp)
 		u[3] = (char)(0x80 | (cp & 0x3F));
 		n = 4;
 	}
-	sb_put(b, u, n);
+	strbuf_put(b, u, n);
 }
 
 /* Parses the escape at p->pos (a backslash) into b. In a multi-line string
  * a backslash at the end of a line eats all following whitespace. */
-static int parse_escape(struct parser *p, struct sbuf *b, bool multi)
+static int parse_escape(struct parser *p, struct strbuf *b, bool multi)
 {
 	size_t off = p->pos;
 	int c = peek_at(p, 1);
@@ -592,13 +559,13 @@ static int parse_escape(struct parser *p, struct sbuf *b, bool multi)
 	}
 	p->pos += 2;
 	switch (c) {
-	case 'b': sb_putc(b, '\b'); return 0;
-	case 't': sb_putc(b, '\t'); return 0;
-	case 'n': sb_putc(b, '\n'); return 0;
-	case 'f': sb_putc(b, '\f'); return 0;
-	case 'r': sb_putc(b, '\r'); return 0;
-	case '"': sb_putc(b, '"'); return 0;
-	case '\\': sb_putc(b, '\\'); return 0;
+	case 'b': strbuf_putc(b, '\b'); return 0;
+	case 't': strbuf_putc(b, '\t'); return 0;
+	case 'n': strbuf_putc(b, '\n'); return 0;
+	case 'f': strbuf_putc(b, '\f'); return 0;
+	case 'r': strbuf_putc(b, '\r'); return 0;
+	case '"': strbuf_putc(b, '"'); return 0;
+	case '\\': strbuf_putc(b, '\\'); return 0;
 	case 'u':
 	case 'U': {
 		int digits = c == 'u' ? 4 : 8;
@@ -639,7 +606,7 @@ static int parse_string(struct parser *p, struct toml_str *out, bool allow_multi
 	char q = (char)peek(p);
 	bool basic = q == '"';
 	bool multi = peek_at(p, 1) == q && peek_at(p, 2) == q;
-	struct sbuf b = {0};
+	struct strbuf b = {0};
 
 	if (multi && !allow_multi) {
 		fail_at(p, off, "a multi-line string cannot be a key");
@@ -657,7 +624,7 @@ static int parse_string(struct parser *p, struct toml_str *out, bool allow_multi
 				break;
 			p->pos++;
 		}
-		sb_put(&b, p->s + start, p->pos - start);
+		strbuf_put(&b, p->s + start, p->pos - start);
 
 		int c = peek(p);
 		if (c < 0) {
@@ -670,7 +637,7 @@ static int parse_string(struct parser *p, struct toml_str *out, bool allow_multi
 				goto fail;
 			}
 			skip_newline(p);
-			sb_putc(&b, '\n');
+			strbuf_putc(&b, '\n');
 		} else if (c == '\\') {
 			if (parse_escape(p, &b, multi) != 0)
 				goto fail;
@@ -687,11 +654,11 @@ static int parse_string(struct parser *p, struct toml_str *out, bool allow_multi
 					fail_at(p, p->pos, "too many quotes at end of multi-line string");
 					goto fail;
 				}
-				sb_put(&b, p->s + p->pos, n - 3);
+				strbuf_put(&b, p->s + p->pos, n - 3);
 				p->pos += n;
 				break;
 			}
-			sb_put(&b, p->s + p->pos, n);
+			strbuf_put(&b, p->s + p->pos, n);
 			p->pos += n;
 		}
 	}
@@ -750,11 +717,11 @@ static int parse_key(struct parser *p, struct key_path *kp)
 			if (parse_string(p, &k->s, false) != 0)
 				return -1;
 		} else if (is_bare(c)) {
-			struct sbuf b = {0};
+			struct strbuf b = {0};
 			size_t start = p->pos;
 			while (is_bare(peek(p)))
 				p->pos++;
-			sb_put(&b, p->s + start, p->pos - start);
+			strbuf_put(&b, p->s + start, p->pos - start);
 			if (sb_take(p, &b, &k->s) != 0)
 				return -1;
 		} else {
