@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include <openssl/rand.h>
+#include <sys/random.h>
 
 #include "err.h"
 
@@ -12,7 +12,7 @@ double backoff_rand_default(void *ctx)
 {
 	(void)ctx;
 	unsigned char b[8];
-	if (RAND_bytes(b, sizeof(b)) != 1)
+	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b))
 		return 0.5;
 	uint64_t v = 0;
 	for (size_t i = 0; i < sizeof(b); i++)

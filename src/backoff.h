@@ -21,8 +21,8 @@
  * clamped by backoff_next. */
 typedef double (*backoff_rand_fn)(void *ctx);
 
-/* The default random source: 53 bits from OpenSSL RAND_bytes (ctx unused,
- * may be NULL). If RAND_bytes fails it returns 0.5, i.e. no jitter. */
+/* The default random source: 53 bits from getrandom(2) (ctx unused,
+ * may be NULL). If getrandom fails it returns 0.5, i.e. no jitter. */
 double backoff_rand_default(void *ctx);
 
 struct backoff_params {

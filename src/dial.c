@@ -175,8 +175,12 @@ static struct dial *dial_alloc(struct loop *loop, const char *target, unsigned t
 	return d;
 }
 
-/* Copies the addresses and arms the 0 ms timer that starts the first
- * attempt from the loop. */
+/* Copies the addresses and starts connecting the first at once (the
+ * result still comes from the loop: a connect in progress reports when the
+ * socket becomes writable). Only when that first attempt cannot even start
+ * does a 0 ms timer take over, so the callback never runs inside the
+ * caller's dial_start. Starting at once spares a loop iteration on every
+ * new tunnelled connection (local_addr is usually a literal). */
 static void start_with(struct dial *d, const struct sock_addr *addrs, size_t n)
 {
 	if (n > DNS_MAX_ADDRS)
@@ -186,6 +190,20 @@ static void start_with(struct dial *d, const struct sock_addr *addrs, size_t n)
 	d->n = n;
 	d->next = 0;
 	d->state = DIAL_STARTING;
+	if (n) {
+		int fd = sock_connect_start(&d->addrs[0]);
+		if (fd >= 0 && loop_io_start(d->loop, &d->w, fd, LOOP_WRITE) == 0) {
+			d->fd = fd;
+			d->next = 1;
+			d->state = DIAL_CONNECTING;
+			if (d->timeout_ms)
+				loop_timer_start(d->loop, &d->timer, d->timeout_ms);
+			return;
+		}
+		if (fd >= 0)
+			close(fd);
+		/* try_next, from the timer, tries it again and reports */
+	}
 	loop_timer_start(d->loop, &d->timer, 0);
 }
 

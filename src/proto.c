@@ -6,15 +6,21 @@
  * length first, then fields in bincode's order (tag, then contents). */
 #include "proto.h"
 
+#include <errno.h>
+
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* SHA-256 through OpenSSL's low-level interface: the EVP interface would
+ * load the default provider, which maps about 2 MiB more of libcrypto into
+ * every process for the same two hashes per connection. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <sys/random.h>
 
 #include "err.h"
 #include "log.h"
@@ -120,37 +126,24 @@ int proto_decode_data_cmd(const uint8_t *in, size_t len, enum proto_data_cmd *ou
 	return r;
 }
 
-/* When OpenSSL cannot hash (allocation failure), the digest must not be
- * predictable: fill it with random bytes so that any comparison against it
- * fails (fail closed). Without even a working RNG there is no safe value. */
-static void digest_failed(const char *what, uint8_t out[PROTO_DIGEST_LEN])
-{
-	log_error("proto: SHA-256 of the %s failed in OpenSSL", what);
-	if (RAND_bytes(out, PROTO_DIGEST_LEN) != 1) {
-		log_error("proto: RAND_bytes failed too; cannot continue safely");
-		abort();
-	}
-}
-
 void proto_service_digest(const char *name, size_t len, uint8_t out[PROTO_DIGEST_LEN])
 {
-	unsigned int n = 0;
-	if (EVP_Digest(name, len, out, &n, EVP_sha256(), NULL) != 1 || n != PROTO_DIGEST_LEN)
-		digest_failed("service name", out);
+	SHA256_CTX c;
+	SHA256_Init(&c);
+	SHA256_Update(&c, name, len);
+	SHA256_Final(out, &c);
+	OPENSSL_cleanse(&c, sizeof(c));
 }
 
 void proto_session_key(const char *token, size_t token_len, const uint8_t nonce[PROTO_DIGEST_LEN],
 		       uint8_t out[PROTO_DIGEST_LEN])
 {
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned int n = 0;
-	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-		 EVP_DigestUpdate(ctx, token, token_len) == 1 &&
-		 EVP_DigestUpdate(ctx, nonce, PROTO_DIGEST_LEN) == 1 &&
-		 EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == PROTO_DIGEST_LEN;
-	EVP_MD_CTX_free(ctx);
-	if (!ok)
-		digest_failed("token and nonce", out);
+	SHA256_CTX c;
+	SHA256_Init(&c);
+	SHA256_Update(&c, token, token_len);
+	SHA256_Update(&c, nonce, PROTO_DIGEST_LEN);
+	SHA256_Final(out, &c);
+	OPENSSL_cleanse(&c, sizeof(c));   /* it held the token */
 }
 
 int proto_digest_equal(const uint8_t a[PROTO_DIGEST_LEN], const uint8_t b[PROTO_DIGEST_LEN])
@@ -158,12 +151,20 @@ int proto_digest_equal(const uint8_t a[PROTO_DIGEST_LEN], const uint8_t b[PROTO_
 	return CRYPTO_memcmp(a, b, PROTO_DIGEST_LEN) == 0;
 }
 
+/* The kernel's CSPRNG (getrandom(2)), as rathole's thread_rng is seeded:
+ * no user-space DRBG to initialise in every process. */
 int proto_random(uint8_t *out, size_t len)
 {
-	if (len > INT_MAX)
-		return MR_ELIMIT;
-	if (RAND_bytes(out, (int)len) != 1)
-		return MR_ECRYPTO;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = getrandom(out + got, len - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return MR_ECRYPTO;
+		}
+		got += (size_t)n;
+	}
 	return 0;
 }
 

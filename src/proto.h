@@ -56,8 +56,8 @@ void proto_session_key(const char *token, size_t token_len, const uint8_t nonce[
 		       uint8_t out[PROTO_DIGEST_LEN]);
 /* Constant-time comparison of two digests: 1 when equal. */
 int proto_digest_equal(const uint8_t a[PROTO_DIGEST_LEN], const uint8_t b[PROTO_DIGEST_LEN]);
-/* len bytes (32 for a nonce) from a CSPRNG (OpenSSL RAND_bytes).
- * 0, or MR_ECRYPTO, or MR_ELIMIT when len > INT_MAX. */
+/* len bytes (32 for a nonce) from the kernel's CSPRNG (getrandom).
+ * 0, or MR_ECRYPTO. */
 int proto_random(uint8_t *out, size_t len);
 
 /* UDP frame header (spec §3.7): hlen byte + SocketAddr + u16 len.

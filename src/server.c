@@ -522,8 +522,11 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 			char buf[SOCK_ADDR_STRLEN];
 			log_debug("service %s: visitor %s", svc_label(s->svc), sock_addr_str(&peer, buf, sizeof(buf)));
 		}
-		session_request(s);
+		/* pair first: the visitor's StartForwardTcp goes out before the
+		 * CreateDataChannel that refills the pool, so the client serves
+		 * the visitor before it opens the next channel */
 		session_pair(s);
+		session_request(s);
 	}
 }
 
