@@ -256,6 +256,13 @@ int sock_bind_udp(const struct sock_addr *a)
 	int fd = socket(a->ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* a datagram relay needs room for bursts: the default (about 200 KiB,
+	 * some 150 datagrams) overflows at high rates while the other side of
+	 * the relay is being served. Limits, not allocations; the kernel caps
+	 * them at net.core.{r,w}mem_max, and a refusal is harmless. */
+	int sz = SOCK_UDP_BUF;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
 		return fail_close(fd);
 	return fd;

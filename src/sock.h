@@ -57,7 +57,9 @@ int sock_connect_start(const struct sock_addr *a);
  * still in progress (a spurious wake-up: keep waiting), else the connect's
  * -errno (SO_ERROR, e.g. -ECONNREFUSED). Does not close fd. */
 int sock_connect_result(int fd);
-/* UDP socket bound to a (for the server's service socket); no
+enum { SOCK_UDP_BUF = 4 << 20 };   /* SO_RCVBUF / SO_SNDBUF asked for UDP sockets */
+/* UDP socket bound to a (the server's service socket, the client's per-visitor
+ * sockets), with SOCK_UDP_BUF buffers; no
  * SO_REUSEADDR (as tokio). Returns the fd or -errno. */
 int sock_bind_udp(const struct sock_addr *a);
 /* The local address of fd. Returns 0 or -errno. */
