@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include <arpa/inet.h>
@@ -461,6 +462,24 @@ static void test_udp_bind(void **state)
 	assert_int_equal(c, 'x');
 	/* same port again: in use (no SO_REUSEADDR) */
 	assert_int_equal(sock_bind_udp(&b), -EADDRINUSE);
+	/* buffers of SOCK_UDP_BUF, as far as net.core.rmem_max / wmem_max
+	 * allow (the kernel reports twice the value set) */
+	static const struct { const char *path; int opt; } bufs[] = {
+		{ "/proc/sys/net/core/rmem_max", SO_RCVBUF },
+		{ "/proc/sys/net/core/wmem_max", SO_SNDBUF },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		FILE *f = fopen(bufs[i].path, "r");
+		long max = 0;
+		if (!f || fscanf(f, "%ld", &max) != 1)
+			max = 0;
+		if (f)
+			fclose(f);
+		if (max > 0) {
+			long want = max < SOCK_UDP_BUF ? max : SOCK_UDP_BUF;
+			assert_int_equal(getint(fd, SOL_SOCKET, bufs[i].opt), 2 * want);
+		}
+	}
 	close(fd);
 }
 
