@@ -18,6 +18,7 @@
 
 #include "err.h"
 #include "strbuf.h"
+#include "util.h"
 
 
 static bool is_alpha(unsigned char c)
@@ -84,16 +85,6 @@ static bool in_c0_control_set(unsigned char c)
 	return c < 0x20 || c > 0x7e;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* IPv6 between the brackets -> "[...]" serialised as the URL Standard does
  * (lower-case hex, the first longest run of two or more zero pieces
@@ -164,7 +155,7 @@ static int ipv4_number(const char *s, size_t n, uint64_t *v)
 	}
 	uint64_t x = 0;
 	for (size_t i = 0; i < n; i++) {
-		int d = hexval((unsigned char)s[i]);
+		int d = mr_hex_digit((unsigned char)s[i]);
 		if (d < 0 || (unsigned)d >= radix)
 			return -1;
 		if (x > (UINT64_MAX >> 8))   /* far over any valid value: saturate */
@@ -302,9 +293,9 @@ static int parse_special_host(const char *s, size_t n, struct strbuf *out, const
 	}
 	struct strbuf d = { 0 };
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && n - i > 2 && hexval((unsigned char)s[i + 1]) >= 0 &&
-		    hexval((unsigned char)s[i + 2]) >= 0) {
-			strbuf_putc(&d, (char)(hexval((unsigned char)s[i + 1]) << 4 | hexval((unsigned char)s[i + 2])));
+		if (s[i] == '%' && n - i > 2 && mr_hex_digit((unsigned char)s[i + 1]) >= 0 &&
+		    mr_hex_digit((unsigned char)s[i + 2]) >= 0) {
+			strbuf_putc(&d, (char)(mr_hex_digit((unsigned char)s[i + 1]) << 4 | mr_hex_digit((unsigned char)s[i + 2])));
 			i += 2;
 		} else {
 			strbuf_putc(&d, s[i]);

@@ -156,6 +156,34 @@ static bool warn_ok(struct loop *loop, uint64_t *last)
 	return true;
 }
 
+/* One accept on listener w (bound to what). Returns the fd (bo reset);
+ * -EAGAIN when nobody waits; -EINTR after an error that concerned only the
+ * connection being accepted (go on); another error (EMFILE...) after the
+ * listener was paused for bo's next delay, logged at most once a second,
+ * never a busy loop: the timer resume re-arms it. */
+static int listener_accept(struct loop *loop, struct io_watcher *w, struct backoff *bo,
+			   struct timer *resume, uint64_t *last_warn, const char *what,
+			   struct sock_addr *peer)
+{
+	int fd = sock_accept(w->fd, peer);
+	if (fd >= 0) {
+		backoff_reset(bo, loop_now(loop));
+		return fd;
+	}
+	if (fd == -EAGAIN)
+		return fd;
+	if (accept_transient(fd))
+		return -EINTR;
+	uint64_t delay = 500;
+	backoff_next(bo, loop_now(loop), &delay);
+	if (warn_ok(loop, last_warn))
+		log_error("accept on %s failed: %s; pausing accepts for %llu ms (raise the file limit?)",
+			  what, mr_strerror(fd), (unsigned long long)delay);
+	loop_io_set(loop, w, 0);
+	loop_timer_start(loop, resume, delay);
+	return fd;
+}
+
 static const char *svc_label(const struct svc *v) { return v->name; }
 
 /* ---------------------------------------------------------------- services */
@@ -489,22 +517,14 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 			return;
 		}
 		struct sock_addr peer;
-		int fd = sock_accept(w->fd, &peer);
-		if (fd == -EAGAIN)
-			return;
-		if (fd < 0 && accept_transient(fd))
+		int fd = listener_accept(loop, w, &s->bo, &s->retry, &s->last_warn, s->svc->bind_addr, &peer);
+		if (fd == -EINTR)
 			continue;
 		if (fd < 0) {
-			uint64_t delay = 500;
-			backoff_next(&s->bo, loop_now(loop), &delay);
-			log_error("service %s: accept failed: %s; pausing accepts for %llu ms",
-				  svc_label(s->svc), mr_strerror(fd), (unsigned long long)delay);
-			s->lst = LST_ACCEPT_PAUSE;
-			loop_io_set(loop, w, 0);
-			loop_timer_start(loop, &s->retry, delay);
+			if (fd != -EAGAIN)
+				s->lst = LST_ACCEPT_PAUSE;
 			return;
 		}
-		backoff_reset(&s->bo, loop_now(loop));
 		struct visitor *v = calloc(1, sizeof(*v));
 		if (!v) {
 			close(fd);
@@ -880,22 +900,12 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 	struct server *srv = w->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sock_addr peer;
-		int fd = sock_accept(w->fd, &peer);
-		if (fd == -EAGAIN)
-			return;
-		if (fd < 0 && accept_transient(fd))
+		int fd = listener_accept(loop, w, &srv->accept_bo, &srv->accept_retry, &srv->last_warn,
+					 srv->bind_addr, &peer);
+		if (fd == -EINTR)
 			continue;
-		if (fd < 0) {
-			uint64_t delay = 500;
-			backoff_next(&srv->accept_bo, loop_now(loop), &delay);
-			if (warn_ok(loop, &srv->last_warn))
-				log_error("accept on %s failed: %s; pausing accepts for %llu ms (raise the file limit?)",
-					  srv->bind_addr, mr_strerror(fd), (unsigned long long)delay);
-			loop_io_set(loop, w, 0);
-			loop_timer_start(loop, &srv->accept_retry, delay);
+		if (fd < 0)
 			return;
-		}
-		backoff_reset(&srv->accept_bo, loop_now(loop));
 		char pbuf[SOCK_ADDR_STRLEN];
 		sock_addr_str(&peer, pbuf, sizeof(pbuf));
 		if (srv->n_handshakes >= MAX_HANDSHAKES) {

@@ -13,6 +13,7 @@
 #include "toml.h"
 
 #include "strbuf.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -502,16 +503,6 @@ const char *toml_type_name(enum toml_type t)
 
 /* ---- strings ------------------------------------------------------------ */
 
-static int hex_value(int c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static void put_utf8(struct strbuf *b, uint32_t cp)
 {
@@ -571,7 +562,7 @@ static int parse_escape(struct parser *p, struct strbuf *b, bool multi)
 		int digits = c == 'u' ? 4 : 8;
 		uint32_t cp = 0;
 		for (int i = 0; i < digits; i++) {
-			int h = hex_value(peek(p));
+			int h = mr_hex_digit(peek(p));
 			if (h < 0) {
 				fail_at(p, off, "\\%c needs %d hex digits", c, digits);
 				return -1;
@@ -748,14 +739,14 @@ static int parse_key(struct parser *p, struct key_path *kp)
  * (the caller rejects leftovers). */
 static bool scan_digits(const unsigned char *t, size_t n, size_t *i, int radix)
 {
-	if (*i >= n || hex_value(t[*i]) < 0 || hex_value(t[*i]) >= radix)
+	if (*i >= n || mr_hex_digit(t[*i]) < 0 || mr_hex_digit(t[*i]) >= radix)
 		return false;
 	(*i)++;
 	for (;;) {
-		if (*i < n && hex_value(t[*i]) >= 0 && hex_value(t[*i]) < radix) {
+		if (*i < n && mr_hex_digit(t[*i]) >= 0 && mr_hex_digit(t[*i]) < radix) {
 			(*i)++;
-		} else if (*i + 1 < n && t[*i] == '_' && hex_value(t[*i + 1]) >= 0 &&
-			   hex_value(t[*i + 1]) < radix) {
+		} else if (*i + 1 < n && t[*i] == '_' && mr_hex_digit(t[*i + 1]) >= 0 &&
+			   mr_hex_digit(t[*i + 1]) < radix) {
 			*i += 2;
 		} else {
 			return true;
@@ -809,7 +800,7 @@ static struct toml_node *parse_number(struct parser *p)
 		for (size_t k = i + 2; k < n; k++) {
 			if (t[k] == '_')
 				continue;
-			uint64_t d = (uint64_t)hex_value(t[k]);
+			uint64_t d = (uint64_t)mr_hex_digit(t[k]);
 			if (mag > ((uint64_t)INT64_MAX - d) / (uint64_t)radix) {
 				fail_at(p, off, "integer does not fit in 64 bits");
 				return NULL;

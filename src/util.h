@@ -16,4 +16,16 @@ static inline uint64_t secs_to_ms(uint64_t secs)
 	return secs > UINT64_MAX / 1000 ? UINT64_MAX : secs * 1000;
 }
 
+/* The value of a hexadecimal digit, or -1. */
+static inline int mr_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 #endif
