@@ -36,6 +36,8 @@ enum {
 	UDP_WARN_EVERY_MS = 10000,      /* rate limit of drop warnings */
 	UDP_RBUF = 64 * 1024,           /* data channel read buffer */
 	UDP_YIELD_FRAMES = 16,          /* datagrams sent in one burst before sched_yield */
+	UDP_SEND_BATCH = 64,            /* datagrams per sendmmsg */
+	UDP_SENDQ_BYTES = 64 * 1024,    /* their payloads */
 	UDP_OUTQ_KEEP = 256 * 1024,     /* an empty queue larger than this is released */
 	UDP_IDLE_ENV_MAX = 24 * 3600 * 1000,
 };
@@ -253,6 +255,76 @@ static void outq_clear(struct udp_outq *q)
 
 /* ---------------------------------------------------------------- data channel */
 
+/* Datagrams parsed from one read of the data channel, sent with one
+ * sendmmsg(2) per socket: the kernel's loopback delivery wakes the receiver
+ * on every datagram, and with one send() each the sender was preempted on
+ * every return to user space. All queued datagrams go to one socket (the
+ * server's, each with its own address; or one client mapping's). */
+struct udp_sendq {
+	int fd;                        /* the socket of the queued datagrams */
+	unsigned n;
+	size_t used;
+	struct mmsghdr msg[UDP_SEND_BATCH];
+	struct iovec iov[UDP_SEND_BATCH];
+	struct sockaddr_storage to[UDP_SEND_BATCH];
+	uint8_t buf[UDP_SENDQ_BYTES];
+};
+
+/* Copies a datagram in; false when it does not fit (flush first) or goes
+ * to another socket than those queued. to == NULL on a connected socket. */
+static bool sendq_add(struct udp_sendq *q, int fd, const struct sock_addr *to, const uint8_t *p,
+		      size_t len)
+{
+	if (q->n && (q->fd != fd || q->n == UDP_SEND_BATCH || q->used + len > sizeof(q->buf)))
+		return false;
+	if (len > sizeof(q->buf))
+		return false;
+	q->fd = fd;
+	if (len)
+		memcpy(q->buf + q->used, p, len);
+	q->iov[q->n] = (struct iovec){ .iov_base = q->buf + q->used, .iov_len = len };
+	struct msghdr *h = &q->msg[q->n].msg_hdr;
+	memset(h, 0, sizeof(*h));
+	h->msg_iov = &q->iov[q->n];
+	h->msg_iovlen = 1;
+	if (to) {
+		memcpy(&q->to[q->n], &to->ss, to->len);
+		h->msg_name = &q->to[q->n];
+		h->msg_namelen = to->len;
+	}
+	q->used += len;
+	q->n++;
+	return true;
+}
+
+/* Sends everything queued. on_err(owner, q, i, errno) is told of each
+ * datagram that failed and returns false to drop the rest (the socket is
+ * gone). Returns the datagrams sent and adds their bytes to *bytes. */
+static unsigned sendq_flush(struct udp_sendq *q, bool (*on_err)(void *, struct udp_sendq *, unsigned, int),
+			    void *owner, size_t *bytes)
+{
+	unsigned i = 0, sent = 0;
+	while (i < q->n) {
+		int k = sendmmsg(q->fd, q->msg + i, q->n - i, MSG_NOSIGNAL);
+		if (k > 0) {
+			for (unsigned j = i; j < i + (unsigned)k; j++)
+				*bytes += q->iov[j].iov_len;
+			sent += (unsigned)k;
+			i += (unsigned)k;
+			continue;
+		}
+		int e = k < 0 ? errno : EIO;
+		if (e == EINTR)
+			continue;
+		if (!on_err(owner, q, i, e))
+			break;
+		i++;
+	}
+	q->n = 0;
+	q->used = 0;
+	return sent;
+}
+
 struct udp_chan {
 	struct loop *loop;
 	struct udp_common *cm;
@@ -269,6 +341,7 @@ struct udp_chan {
 	uint8_t *rbuf;                 /* UDP_RBUF bytes */
 	struct udp_parser *parser;
 	void (*on_frame)(void *owner, const struct udp_frame *f);
+	void (*on_burst)(void *owner);   /* the frames of one read were handed over */
 	void (*on_fail)(void *owner, int err);
 	void *owner;
 };
@@ -277,9 +350,10 @@ static void chan_on_io(struct loop *loop, struct io_watcher *w, unsigned revents
 static void chan_on_resume(struct loop *loop, struct timer *t);
 
 static int chan_init(struct udp_chan *ch, struct udp_common *cm, size_t max_queued,
-		     void (*on_frame)(void *, const struct udp_frame *), void (*on_fail)(void *, int),
-		     void *owner)
+		     void (*on_frame)(void *, const struct udp_frame *), void (*on_burst)(void *),
+		     void (*on_fail)(void *, int), void *owner)
 {
+	ch->on_burst = on_burst;
 	ch->loop = cm->loop;
 	ch->cm = cm;
 	ch->x = NULL;
@@ -443,6 +517,7 @@ static int chan_read(struct udp_chan *ch)
 			if (r < 0) {
 				log_warn("udp service %s: malformed frame on the data channel: %s",
 					 ch->cm->label, mr_strerror((int)r));
+				ch->on_burst(ch->owner);
 				return (int)r;
 			}
 			pos += (size_t)r;
@@ -453,6 +528,7 @@ static int chan_read(struct udp_chan *ch)
 			/* on_frame never ends the channel (only chan_fail does) */
 		}
 		budget -= len < budget ? len : budget;
+		ch->on_burst(ch->owner);
 		/* A UDP receiver has no backpressure: a burst sent while it waits
 		 * for a CPU overflows its socket buffer. After a burst, let a
 		 * receiver that shares our CPU drain first (measured: loss at
@@ -519,10 +595,12 @@ struct udp_server {
 	int hlen;                /* header size of the frames it produces */
 	struct io_watcher sw;
 	struct udp_chan ch;
+	struct udp_sendq sq;          /* replies towards visitors */
 };
 
 static void srv_on_sock(struct loop *loop, struct io_watcher *w, unsigned revents);
 static void srv_on_frame(void *owner, const struct udp_frame *f);
+static void srv_on_burst(void *owner);
 static void srv_on_fail(void *owner, int err);
 
 static void srv_free_mem(void *arg)
@@ -543,7 +621,7 @@ int udp_server_new(const struct udp_env *env, int sock_fd, struct udp_server **o
 	u->fd = sock_fd;
 	loop_io_init(&u->sw, srv_on_sock, u);
 	size_t maxq = env->max_queued_bytes ? env->max_queued_bytes : UDP_MAX_QUEUED_BYTES;
-	int r = chan_init(&u->ch, &u->cm, maxq, srv_on_frame, srv_on_fail, u);
+	int r = chan_init(&u->ch, &u->cm, maxq, srv_on_frame, srv_on_burst, srv_on_fail, u);
 	struct sock_addr local;
 	if (r == 0)
 		r = sock_local_addr(sock_fd, &local);
@@ -689,6 +767,28 @@ static bool srv_dest(const struct udp_server *u, const struct sock_addr *from, s
 
 /* Frames from the client go to the visitor they name (rathole trusts the
  * address: the protocol, Q8). */
+static bool srv_send_err(void *owner, struct udp_sendq *q, unsigned i, int err)
+{
+	struct udp_server *u = owner;
+	struct sock_addr who;
+	memcpy(&who.ss, &q->to[i], sizeof(who.ss));
+	who.len = q->msg[i].msg_hdr.msg_namelen;
+	char why[96];
+	snprintf(why, sizeof(why), "sendto: %s", strerror(err));
+	count_drop(&u->cm, &who, why);
+	return true;   /* one visitor's error: the others still get theirs */
+}
+
+static void srv_on_burst(void *owner)
+{
+	struct udp_server *u = owner;
+	if (!u->sq.n)
+		return;
+	size_t bytes = 0;
+	u->cm.st.datagrams_out += sendq_flush(&u->sq, srv_send_err, u, &bytes);
+	count_bytes(&u->cm, 1, bytes);
+}
+
 static void srv_on_frame(void *owner, const struct udp_frame *f)
 {
 	struct udp_server *u = owner;
@@ -697,20 +797,11 @@ static void srv_on_frame(void *owner, const struct udp_frame *f)
 		count_drop(&u->cm, &f->from, "its address family does not match the service socket's");
 		return;
 	}
-	for (;;) {
-		ssize_t n = sendto(u->fd, f->payload, f->len, MSG_NOSIGNAL, (const struct sockaddr *)&to.ss,
-				   to.len);
-		if (n >= 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		char why[96];
-		snprintf(why, sizeof(why), "sendto: %s", strerror(errno));
-		count_drop(&u->cm, &f->from, why);
+	if (sendq_add(&u->sq, u->fd, &to, f->payload, f->len))
 		return;
-	}
-	u->cm.st.datagrams_out++;
-	count_bytes(&u->cm, 1, f->len);
+	srv_on_burst(u);
+	if (!sendq_add(&u->sq, u->fd, &to, f->payload, f->len))
+		count_drop(&u->cm, &f->from, "too large");
 }
 
 /* ---------------------------------------------------------------- client */
@@ -765,9 +856,12 @@ struct udp_client {
 	size_t nbuckets;             /* a power of two */
 	struct udp_map **buckets;
 	struct udp_chan ch;
+	struct udp_sendq sq;          /* datagrams towards the local service */
+	struct udp_map *sq_map;       /* the mapping whose socket sq holds */
 };
 
 static void cli_on_frame(void *owner, const struct udp_frame *f);
+static void cli_on_burst(void *owner);
 static void cli_on_fail(void *owner, int err);
 static void map_on_io(struct loop *loop, struct io_watcher *w, unsigned revents);
 static void map_on_idle(struct loop *loop, struct timer *t);
@@ -1019,6 +1113,33 @@ static void map_enqueue(struct udp_map *m, const uint8_t *buf, size_t len)
 	c->pending_bytes += len;
 }
 
+static bool cli_send_err(void *owner, struct udp_sendq *q, unsigned i, int err)
+{
+	struct udp_client *c = owner;
+	struct udp_map *m = c->sq_map;
+	char why[96];
+	snprintf(why, sizeof(why), "send to local_addr: %s", strerror(err));
+	count_drop(&c->cm, &m->visitor, why);
+	if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM || err == EMSGSIZE)
+		return true;
+	/* an error of the socket itself (ICMP): the mapping goes, and with
+	 * it what was queued for it */
+	c->cm.st.dropped += q->n - i - 1;
+	map_close(m, why);
+	return false;
+}
+
+static void cli_on_burst(void *owner)
+{
+	struct udp_client *c = owner;
+	if (!c->sq.n)
+		return;
+	size_t bytes = 0;
+	c->cm.st.datagrams_in += sendq_flush(&c->sq, cli_send_err, c, &bytes);
+	count_bytes(&c->cm, 0, bytes);
+	c->sq_map = NULL;
+}
+
 static void cli_on_frame(void *owner, const struct udp_frame *f)
 {
 	struct udp_client *c = owner;
@@ -1026,12 +1147,19 @@ static void cli_on_frame(void *owner, const struct udp_frame *f)
 	if (!m && !(m = map_new(c, &f->from)))
 		return;
 	m->last = loop_now(c->cm.loop);
-	if (m->state == MAP_CLOSED)
+	if (m->state == MAP_CLOSED) {
 		count_drop(&c->cm, &f->from, "its mapping ended");
-	else if (m->state == MAP_RESOLVING)
+	} else if (m->state == MAP_RESOLVING) {
 		map_enqueue(m, f->payload, f->len);
-	else
-		map_send(m, f->payload, f->len);
+	} else if (!sendq_add(&c->sq, m->fd, NULL, f->payload, f->len)) {
+		cli_on_burst(c);
+		if (sendq_add(&c->sq, m->fd, NULL, f->payload, f->len))
+			c->sq_map = m;
+		else
+			map_send(m, f->payload, f->len);
+	} else {
+		c->sq_map = m;
+	}
 }
 
 /* Replies from the local service become frames for the mapping's visitor. */
@@ -1132,7 +1260,7 @@ int udp_client_new(const struct udp_env *env, const char *local_addr, struct xpo
 	c->idle_ms = idle_ms_from(env, c->cm.label);
 	c->max_mappings = env->max_mappings ? env->max_mappings : UDP_MAX_MAPPINGS;
 	size_t maxq = env->max_queued_bytes ? env->max_queued_bytes : UDP_MAX_QUEUED_BYTES;
-	int r = chan_init(&c->ch, &c->cm, maxq, cli_on_frame, cli_on_fail, c);
+	int r = chan_init(&c->ch, &c->cm, maxq, cli_on_frame, cli_on_burst, cli_on_fail, c);
 	if (r == 0 && sock_split_host_port(local_addr, c->host, sizeof(c->host), &c->port) != 0) {
 		log_error("udp service %s: local_addr \"%s\" is not host:port", c->cm.label, local_addr);
 		r = MR_EFORMAT;
