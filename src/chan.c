@@ -23,6 +23,9 @@ struct chan {
 	void *owner;
 	bool in_cb;
 	size_t need, have;            /* reader: wants need bytes, has have */
+	bool hs_started;              /* the handshake was stepped at least once */
+	bool watch;                   /* need == 0: watch for EOF and stray bytes
+				       * (chan_expect(0)); else idle between messages */
 	uint8_t in[CHAN_MSG_MAX];
 	size_t out_off, out_len;
 	uint8_t out[CHAN_OUT_MAX];
@@ -61,6 +64,8 @@ static void chan_read(struct chan *c)
 		if (c->state != CHAN_OPEN)
 			return;
 		if (c->need == 0) {
+			if (!c->watch)
+				return;   /* idle until the owner's next chan_expect */
 			/* nothing expected: only EOF or stray bytes can come */
 			uint8_t junk[256];
 			ssize_t n = xport_read(c->x, junk, sizeof(junk));
@@ -83,6 +88,7 @@ static void chan_read(struct chan *c)
 		size_t len = c->need;
 		memcpy(msg, c->in, len);
 		c->need = c->have = 0;
+		c->watch = false;
 		if (c->cbs->on_msg)
 			c->cbs->on_msg(c, c->owner, msg, len);
 		/* the callback may have asked for more, closed or detached */
@@ -93,6 +99,7 @@ static void chan_on_io(struct loop *loop, struct io_watcher *w, unsigned revents
 {
 	struct chan *c = w->data;
 	if (c->state == CHAN_HANDSHAKE) {
+		c->hs_started = true;
 		int r = xport_handshake(c->x);
 		if (r == -EAGAIN) {
 			chan_update(c);
@@ -121,6 +128,12 @@ static void chan_on_io(struct loop *loop, struct io_watcher *w, unsigned revents
 		}
 	}
 	chan_read(c);
+	if (c->state == CHAN_OPEN && (revents & LOOP_ERROR) && !c->need && !c->watch && !c->out_len) {
+		/* a hang-up cannot be masked in level-triggered epoll: an idle
+		 * chan reports it rather than spin */
+		chan_fail(c, MR_EEOF);
+		return;
+	}
 	if (c->state == CHAN_OPEN && xport_pending(c->x) == 0)
 		chan_update(c);
 }
@@ -131,10 +144,15 @@ static void chan_update(struct chan *c)
 	if (c->state == CHAN_DEAD)
 		return;
 	unsigned ev;
-	if (c->state == CHAN_HANDSHAKE)
-		ev = xport_want(c->x);
+	if (c->state == CHAN_HANDSHAKE) {
+		/* before the first step, writability starts the handshake (tcp
+		 * has none); afterwards the transport names what it waits for */
+		ev = c->hs_started ? xport_want(c->x) : LOOP_WRITE;
+		if (!ev)
+			ev = LOOP_WRITE;
+	}
 	else
-		ev = LOOP_READ | (c->out_len ? LOOP_WRITE : 0);
+		ev = (c->need || c->watch ? LOOP_READ : 0) | (c->out_len ? LOOP_WRITE : 0);
 	loop_io_set(c->loop, &c->w, ev);
 }
 
@@ -166,6 +184,7 @@ void chan_expect(struct chan *c, size_t n)
 		n = CHAN_MSG_MAX;
 	c->need = n;
 	c->have = 0;
+	c->watch = n == 0;
 	if (c->state == CHAN_OPEN && xport_pending(c->x) > 0 && n) {
 		chan_read(c);
 		return;
