@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,29 +68,6 @@ static void result_init(struct result *r, struct loop *loop, bool stop)
 	r->fd = -2;
 	r->loop = loop;
 	r->stop = stop;
-}
-
-struct guard {
-	struct timer t;
-	int fired;
-};
-
-static void on_guard(struct loop *loop, struct timer *t)
-{
-	struct guard *g = t->data;
-	g->fired = 1;
-	loop_stop(loop);
-}
-
-static int run_for(struct loop *loop, unsigned ms)
-{
-	struct guard g = { .fired = 0 };
-	loop_timer_init(&g.t, on_guard, &g);
-	loop_update_time(loop);
-	loop_timer_start(loop, &g.t, ms);
-	assert_int_equal(loop_run(loop), 0);
-	loop_timer_stop(loop, &g.t);
-	return g.fired;
 }
 
 static int count_fds(void)

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,31 +53,6 @@ static void on_result(void *arg, int err, const struct sock_addr *addrs, size_t 
 		dns_free(r->free_dns);
 	if (r->stop)
 		loop_stop(r->loop);
-}
-
-struct guard {
-	struct timer t;
-	int fired;
-};
-
-static void on_guard(struct loop *loop, struct timer *t)
-{
-	struct guard *g = t->data;
-	g->fired = 1;
-	loop_stop(loop);
-}
-
-/* Runs the loop until something stops it or ms pass; returns 1 when the
- * guard fired. */
-static int run_for(struct loop *loop, unsigned ms)
-{
-	struct guard g = { .fired = 0 };
-	loop_timer_init(&g.t, on_guard, &g);
-	loop_update_time(loop);
-	loop_timer_start(loop, &g.t, ms);
-	assert_int_equal(loop_run(loop), 0);
-	loop_timer_stop(loop, &g.t);
-	return g.fired;
 }
 
 static void result_init(struct result *r, struct loop *loop, bool stop)

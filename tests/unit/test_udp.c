@@ -10,6 +10,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
+/* A loopback TCP pair: fds[0] for the module, fds[1] for the test
+ * (TCP_NODELAY, so single bytes go out alone). */
+static void tcp_pair_nodelay(int fds[2])
+{
+	tcp_pair(fds);
+	int one = 1;
+	setsockopt(fds[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,38 +59,6 @@ static size_t unhex(const char *h, uint8_t *out, size_t cap)
 	return n;
 }
 
-static void set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	assert_true(fl >= 0);
-	assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
-}
-
-/* A connected loopback TCP pair, non-blocking: fds[0] for the module,
- * fds[1] for the test (TCP_NODELAY, so single bytes go out alone). */
-static void tcp_pair(int fds[2])
-{
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(l >= 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(l, 4), 0);
-	socklen_t al = sizeof(a);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(c >= 0);
-	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
-	int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(s >= 0);
-	close(l);
-	set_nonblock(c);
-	set_nonblock(s);
-	int one = 1;
-	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	fds[0] = c;
-	fds[1] = s;
-}
 
 static struct sock_addr addr_of(const char *host, uint16_t port)
 {
@@ -466,7 +445,7 @@ static void server_up(struct fx *f, const struct udp_env *e, const char *host, s
 	assert_int_equal(udp_server_new(e, sfd, &f->srv), 0);
 	assert_int_equal(udp_server_attached(f->srv), 0);
 	int fds[2];
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	assert_int_equal(udp_server_attach(f->srv, xport_tcp_new(fds[0])), 0);
 	assert_int_equal(udp_server_attached(f->srv), 1);
 	peer_init(p, f->loop, fds[1]);
@@ -475,7 +454,7 @@ static void server_up(struct fx *f, const struct udp_env *e, const char *host, s
 static void client_up(struct fx *f, const struct udp_env *e, const char *local, struct peer *p)
 {
 	int fds[2];
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	assert_int_equal(udp_client_new(e, local, xport_tcp_new(fds[0]), &f->cli), 0);
 	peer_init(p, f->loop, fds[1]);
 }
@@ -804,7 +783,7 @@ static void test_server_malformed_and_reattach(void **state)
 	int v = udp_socket("127.0.0.1", &va);
 	/* lost() attaches the spare channel at once, as the session does */
 	int fds[2];
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	f->reattach_fd = fds[0];
 	struct peer p2;
 	peer_init(&p2, f->loop, fds[1]);
@@ -842,7 +821,7 @@ static void test_server_malformed_and_reattach(void **state)
 	 * once a channel is attached */
 	assert_int_equal(sendto(v, "held", 4, 0, (struct sockaddr *)&svc.ss, svc.len), 4);
 	run_ms(f->loop, 20);
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	struct peer p3;
 	peer_init(&p3, f->loop, fds[1]);
 	assert_int_equal(udp_server_attach(f->srv, xport_tcp_new(fds[0])), 0);
@@ -867,7 +846,7 @@ static void test_server_queue_bound(void **state)
 	setsockopt(sfd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
 	assert_int_equal(udp_server_new(&e, sfd, &f->srv), 0);
 	int fds[2];
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	int small = 4096;
 	setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
 	setsockopt(fds[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -1493,7 +1472,7 @@ static void test_client_bad_args(void **state)
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
 	int fds[2];
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	struct udp_client *c = NULL;
 	/* not host:port: the xport is closed, nothing created */
 	assert_int_equal(udp_client_new(&e, "no-port", xport_tcp_new(fds[0]), &c), MR_EFORMAT);
@@ -1505,7 +1484,7 @@ static void test_client_bad_args(void **state)
 	assert_int_equal(n, 0);
 	close(fds[1]);
 	/* a name without a resolver */
-	tcp_pair(fds);
+	tcp_pair_nodelay(fds);
 	assert_int_equal(udp_client_new(&e, "localhost:53", xport_tcp_new(fds[0]), &c), MR_EFORMAT);
 	close(fds[1]);
 	/* free(NULL) is a no-op */

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,35 +21,6 @@
 #include "loop.h"
 #include "xport.h"
 
-static void set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	assert_true(fl >= 0);
-	assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
-}
-
-/* A connected loopback TCP pair, both ends non-blocking. */
-static void tcp_pair(int fds[2])
-{
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(l >= 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(l, 4), 0);
-	socklen_t al = sizeof(a);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(c >= 0);
-	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
-	int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	assert_true(s >= 0);
-	close(l);
-	set_nonblock(c);
-	set_nonblock(s);
-	fds[0] = c;
-	fds[1] = s;
-}
 
 static int getint(int fd, int level, int name)
 {
