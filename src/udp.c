@@ -342,6 +342,8 @@ struct udp_chan {
 	struct udp_parser *parser;
 	void (*on_frame)(void *owner, const struct udp_frame *f);
 	void (*on_burst)(void *owner);   /* the frames of one read were handed over */
+	void (*on_room)(void *owner);    /* the queue, once refused, has room again */
+	bool starved;                    /* chan_frame_space refused for want of room */
 	void (*on_fail)(void *owner, int err);
 	void *owner;
 };
@@ -374,6 +376,7 @@ static int chan_init(struct udp_chan *ch, struct udp_common *cm, size_t max_queu
 /* Stops watching and closes the xport (if any); queued bytes are dropped. */
 static void chan_detach(struct udp_chan *ch)
 {
+	ch->starved = false;
 	loop_io_stop(ch->loop, &ch->w);
 	loop_timer_stop(ch->loop, &ch->resume);
 	xport_close(ch->x);
@@ -431,6 +434,11 @@ static int chan_flush(struct udp_chan *ch)
 		ssize_t n = xport_write(ch->x, ch->out.buf + ch->out.off, ch->out.len);
 		if (n > 0) {
 			outq_consume(&ch->out, (size_t)n);
+			if (ch->starved && ch->out.len <= ch->max_queued / 2) {
+				ch->starved = false;
+				if (ch->on_room)
+					ch->on_room(ch->owner);
+			}
 			continue;
 		}
 		if (n == -EAGAIN) {
@@ -471,8 +479,12 @@ static void chan_schedule_flush(struct udp_chan *ch)
  * channel is attached, the queue is over its bound or out of memory. */
 static uint8_t *chan_frame_space(struct udp_chan *ch, int hlen)
 {
-	if (!ch->x || ch->out.len + 1 + (size_t)hlen > ch->max_queued)
+	if (!ch->x)
 		return NULL;
+	if (ch->out.len + 1 + (size_t)hlen > ch->max_queued) {
+		ch->starved = true;
+		return NULL;
+	}
 	return outq_reserve(&ch->out, 1 + (size_t)hlen + UDP_RECV_MAX,
 			    ch->max_queued + 1 + PROTO_UDP_HDR_V6 + UDP_RECV_MAX);
 }
@@ -601,6 +613,7 @@ struct udp_server {
 static void srv_on_sock(struct loop *loop, struct io_watcher *w, unsigned revents);
 static void srv_on_frame(void *owner, const struct udp_frame *f);
 static void srv_on_burst(void *owner);
+static void srv_on_room(void *owner);
 static void srv_on_fail(void *owner, int err);
 
 static void srv_free_mem(void *arg)
@@ -622,6 +635,7 @@ int udp_server_new(const struct udp_env *env, int sock_fd, struct udp_server **o
 	loop_io_init(&u->sw, srv_on_sock, u);
 	size_t maxq = env->max_queued_bytes ? env->max_queued_bytes : UDP_MAX_QUEUED_BYTES;
 	int r = chan_init(&u->ch, &u->cm, maxq, srv_on_frame, srv_on_burst, srv_on_fail, u);
+	u->ch.on_room = srv_on_room;
 	struct sock_addr local;
 	if (r == 0)
 		r = sock_local_addr(sock_fd, &local);
@@ -653,6 +667,8 @@ int udp_server_attach(struct udp_server *u, struct xport *dc)
 		r = loop_io_start(u->cm.loop, &u->sw, u->fd, LOOP_READ);
 		if (r < 0)
 			chan_detach(&u->ch);
+	} else if (r == 0) {
+		loop_io_set(u->cm.loop, &u->sw, LOOP_READ);   /* paused while the old one was behind */
 	}
 	if (r < 0) {
 		u->state = USRV_DETACHED;
@@ -704,6 +720,13 @@ static void srv_on_sock(struct loop *loop, struct io_watcher *w, unsigned revent
 	struct udp_server *u = w->data;
 	for (int i = 0; i < UDP_BATCH && u->state == USRV_ATTACHED; i++) {
 		uint8_t *p = chan_frame_space(&u->ch, u->hlen);
+		if (!p && u->ch.starved) {
+			/* the data channel is behind: leave the datagrams in the
+			 * socket's buffer (SOCK_UDP_BUF) until the queue has room
+			 * again (srv_on_room); the kernel drops only past both */
+			loop_io_set(loop, w, 0);
+			return;
+		}
 		struct sock_addr from;
 		ssize_t n = udp_recv(u->fd, p ? p + 1 + u->hlen : NULL, p ? UDP_RECV_MAX : 0, &from);
 		if (n == -EAGAIN)
@@ -777,6 +800,13 @@ static bool srv_send_err(void *owner, struct udp_sendq *q, unsigned i, int err)
 	snprintf(why, sizeof(why), "sendto: %s", strerror(err));
 	count_drop(&u->cm, &who, why);
 	return true;   /* one visitor's error: the others still get theirs */
+}
+
+static void srv_on_room(void *owner)
+{
+	struct udp_server *u = owner;
+	if (loop_io_active(&u->sw))
+		loop_io_set(u->cm.loop, &u->sw, LOOP_READ);
 }
 
 static void srv_on_burst(void *owner)
