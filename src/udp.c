@@ -270,14 +270,16 @@ struct udp_sendq {
 	uint8_t buf[UDP_SENDQ_BYTES];
 };
 
+/* A frame's payload length is a u16: any datagram fits an empty queue. */
+_Static_assert(UDP_SENDQ_BYTES >= 65535, "the send queue must hold the largest datagram");
+
 /* Copies a datagram in; false when it does not fit (flush first) or goes
- * to another socket than those queued. to == NULL on a connected socket. */
+ * to another socket than those queued; never false on an empty queue.
+ * to == NULL on a connected socket. */
 static bool sendq_add(struct udp_sendq *q, int fd, const struct sock_addr *to, const uint8_t *p,
 		      size_t len)
 {
 	if (q->n && (q->fd != fd || q->n == UDP_SEND_BATCH || q->used + len > sizeof(q->buf)))
-		return false;
-	if (len > sizeof(q->buf))
 		return false;
 	q->fd = fd;
 	if (len)
@@ -827,11 +829,10 @@ static void srv_on_frame(void *owner, const struct udp_frame *f)
 		count_drop(&u->cm, &f->from, "its address family does not match the service socket's");
 		return;
 	}
-	if (sendq_add(&u->sq, u->fd, &to, f->payload, f->len))
-		return;
-	srv_on_burst(u);
-	if (!sendq_add(&u->sq, u->fd, &to, f->payload, f->len))
-		count_drop(&u->cm, &f->from, "too large");
+	if (!sendq_add(&u->sq, u->fd, &to, f->payload, f->len)) {
+		srv_on_burst(u);   /* full: send what is queued, then it fits */
+		sendq_add(&u->sq, u->fd, &to, f->payload, f->len);
+	}
 }
 
 /* ---------------------------------------------------------------- client */
@@ -1181,13 +1182,11 @@ static void cli_on_frame(void *owner, const struct udp_frame *f)
 		count_drop(&c->cm, &f->from, "its mapping ended");
 	} else if (m->state == MAP_RESOLVING) {
 		map_enqueue(m, f->payload, f->len);
-	} else if (!sendq_add(&c->sq, m->fd, NULL, f->payload, f->len)) {
-		cli_on_burst(c);
-		if (sendq_add(&c->sq, m->fd, NULL, f->payload, f->len))
-			c->sq_map = m;
-		else
-			map_send(m, f->payload, f->len);
 	} else {
+		if (!sendq_add(&c->sq, m->fd, NULL, f->payload, f->len)) {
+			cli_on_burst(c);   /* full or another mapping's: send it, then it fits */
+			sendq_add(&c->sq, m->fd, NULL, f->payload, f->len);
+		}
 		c->sq_map = m;
 	}
 }
