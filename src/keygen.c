@@ -150,10 +150,16 @@ int keygen_format_pair(char *out, size_t cap, const uint8_t priv[KEYGEN_KEY_LEN]
 	size_t o = 0;
 	memcpy(out + o, head_priv, sizeof(head_priv) - 1);
 	o += sizeof(head_priv) - 1;
-	o += (size_t)keygen_b64_encode(priv, KEYGEN_KEY_LEN, out + o, cap - o);
+	int n = keygen_b64_encode(priv, KEYGEN_KEY_LEN, out + o, cap - o);
+	if (n < 0)
+		return n;
+	o += (size_t)n;
 	memcpy(out + o, head_pub, sizeof(head_pub) - 1);
 	o += sizeof(head_pub) - 1;
-	o += (size_t)keygen_b64_encode(pub, KEYGEN_KEY_LEN, out + o, cap - o);
+	n = keygen_b64_encode(pub, KEYGEN_KEY_LEN, out + o, cap - o);
+	if (n < 0)
+		return n;
+	o += (size_t)n;
 	out[o++] = '\n';
 	out[o] = '\0';
 	return (int)o;

@@ -24,7 +24,8 @@ struct deferred_item {
 struct loop {
 	int epfd;
 	bool stop;
-	uint64_t now;
+	bool no_pwait2;          /* the kernel lacks epoll_pwait2: ms timeouts */
+	uint64_t now_us;         /* monotonic, cached once per iteration */
 	uint64_t timer_seq;
 	/* min-heap of armed timers */
 	struct timer **heap;
@@ -51,11 +52,11 @@ static void *xrealloc(void *p, size_t n)
 	return q;
 }
 
-static uint64_t monotonic_ms(void)
+static uint64_t monotonic_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 int loop_new(struct loop **out)
@@ -69,7 +70,7 @@ int loop_new(struct loop **out)
 		free(l);
 		return e;
 	}
-	l->now = monotonic_ms();
+	l->now_us = monotonic_us();
 	loop_io_init(&l->sigw, NULL, NULL);
 	*out = l;
 	return 0;
@@ -103,8 +104,9 @@ void loop_free(struct loop *l)
 	free(l);
 }
 
-uint64_t loop_now(const struct loop *l) { return l->now; }
-void loop_update_time(struct loop *l) { l->now = monotonic_ms(); }
+uint64_t loop_now(const struct loop *l) { return l->now_us / 1000u; }
+uint64_t loop_now_us(const struct loop *l) { return l->now_us; }
+void loop_update_time(struct loop *l) { l->now_us = monotonic_us(); }
 void loop_stop(struct loop *l) { l->stop = true; }
 
 void loop_defer(struct loop *l, deferred_fn fn, void *arg)
@@ -239,12 +241,17 @@ void loop_timer_stop(struct loop *l, struct timer *t)
 
 void loop_timer_start(struct loop *l, struct timer *t, uint64_t delay_ms)
 {
+	loop_timer_start_us(l, t, delay_ms > UINT64_MAX / 1000u ? UINT64_MAX : delay_ms * 1000u);
+}
+
+void loop_timer_start_us(struct loop *l, struct timer *t, uint64_t delay_us)
+{
 	loop_timer_stop(l, t);
 	if (l->heap_len == l->heap_cap) {
 		l->heap_cap = l->heap_cap ? l->heap_cap * 2 : 64;
 		l->heap = xrealloc(l->heap, l->heap_cap * sizeof(*l->heap));
 	}
-	t->deadline = delay_ms > UINT64_MAX - l->now ? UINT64_MAX : l->now + delay_ms;
+	t->deadline = delay_us > UINT64_MAX - l->now_us ? UINT64_MAX : l->now_us + delay_us;
 	t->seq = l->timer_seq++;
 	heap_set(l, l->heap_len, t);
 	heap_up(l, l->heap_len++);
@@ -256,24 +263,40 @@ void loop_timer_start(struct loop *l, struct timer *t, uint64_t delay_ms)
 static void run_timers(struct loop *l)
 {
 	uint64_t seq_limit = l->timer_seq;
-	while (l->heap_len && l->heap[0]->deadline <= l->now && l->heap[0]->seq < seq_limit && !l->stop) {
+	while (l->heap_len && l->heap[0]->deadline <= l->now_us && l->heap[0]->seq < seq_limit && !l->stop) {
 		struct timer *t = l->heap[0];
 		loop_timer_stop(l, t);
 		t->cb(l, t);
 	}
 }
 
-static int next_timeout(const struct loop *l)
+/* How long epoll may wait, in us: -1 for no timer, at most 60 s. */
+static int64_t next_timeout_us(const struct loop *l)
 {
 	if (l->defer_len)
 		return 0;
 	if (!l->heap_len)
 		return -1;
 	uint64_t d = l->heap[0]->deadline;
-	if (d <= l->now)
+	if (d <= l->now_us)
 		return 0;
-	uint64_t ms = d - l->now;
-	return ms > 60000 ? 60000 : (int)ms;
+	uint64_t us = d - l->now_us;
+	return us > 60000000u ? 60000000 : (int64_t)us;
+}
+
+/* epoll_pwait2 keeps sub-millisecond timers precise; without it (Linux
+ * before 5.11) the wait is rounded up to whole milliseconds. */
+static int wait_events(struct loop *l, int64_t timeout_us)
+{
+	if (!l->no_pwait2) {
+		struct timespec ts = { .tv_sec = timeout_us / 1000000, .tv_nsec = (timeout_us % 1000000) * 1000 };
+		int n = epoll_pwait2(l->epfd, l->events, LOOP_MAX_EVENTS, timeout_us < 0 ? NULL : &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		l->no_pwait2 = true;
+	}
+	int ms = timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000);
+	return epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS, ms);
 }
 
 /* ---- signals ---- */
@@ -317,9 +340,8 @@ int loop_run(struct loop *l)
 {
 	l->stop = false;
 	while (!l->stop) {
-		int timeout = next_timeout(l);
-		int n = epoll_wait(l->epfd, l->events, LOOP_MAX_EVENTS, timeout);
-		l->now = monotonic_ms();
+		int n = wait_events(l, next_timeout_us(l));
+		l->now_us = monotonic_us();
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -47,7 +47,7 @@ struct timer;
 typedef void (*timer_cb)(struct loop *loop, struct timer *t);
 
 struct timer {
-	uint64_t deadline;  /* monotonic ms */
+	uint64_t deadline;  /* monotonic us */
 	uint64_t seq;       /* FIFO tie-break among equal deadlines */
 	size_t heap_idx;    /* position in the heap; SIZE_MAX when not armed */
 	timer_cb cb;
@@ -67,8 +67,10 @@ void loop_free(struct loop *loop);
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
 
-/* The monotonic time in ms, cached at the start of each iteration. */
+/* The monotonic time in ms (and in us), cached at the start of each
+ * iteration. */
 uint64_t loop_now(const struct loop *loop);
+uint64_t loop_now_us(const struct loop *loop);
 /* Refreshes the cached time (after a long piece of work). */
 void loop_update_time(struct loop *loop);
 
@@ -81,9 +83,11 @@ int loop_io_set(struct loop *loop, struct io_watcher *w, unsigned events);
 void loop_io_stop(struct loop *loop, struct io_watcher *w);
 static inline bool loop_io_active(const struct io_watcher *w) { return w->fd >= 0; }
 
-/* Timers (one-shot; re-arm from the callback for periodic work). */
+/* Timers (one-shot; re-arm from the callback for periodic work). _us for
+ * sub-millisecond delays (precise on Linux 5.11+, else rounded up to 1 ms). */
 void loop_timer_init(struct timer *t, timer_cb cb, void *data);
 void loop_timer_start(struct loop *loop, struct timer *t, uint64_t delay_ms);
+void loop_timer_start_us(struct loop *loop, struct timer *t, uint64_t delay_us);
 void loop_timer_stop(struct loop *loop, struct timer *t);
 static inline bool loop_timer_active(const struct timer *t) { return t->heap_idx != (size_t)-1; }
 

@@ -124,6 +124,8 @@ struct server {
 	uint64_t last_warn;
 	struct handshake *hs_head;
 	unsigned n_handshakes;
+	unsigned max_handshakes;   /* MAX_HANDSHAKES; lower in tests */
+	bool hs_full;              /* accepting paused: max_handshakes in flight */
 	struct svc **svcs;
 	size_t n_svcs;
 };
@@ -768,6 +770,13 @@ static void hs_free(struct handshake *h, bool close_chan)
 	if (close_chan && h->chan)
 		chan_close(h->chan);
 	free(h);
+	if (srv->hs_full && srv->n_handshakes < srv->max_handshakes && loop_io_active(&srv->lw)) {
+		/* a slot is free: the connections that waited in the listen
+		 * backlog meanwhile are accepted now */
+		srv->hs_full = false;
+		if (!loop_timer_active(&srv->accept_retry))
+			loop_io_set(srv->env.loop, &srv->lw, LOOP_READ);
+	}
 }
 
 static void hs_on_timeout(struct loop *loop, struct timer *t)
@@ -899,6 +908,17 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 {
 	struct server *srv = w->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		if (srv->n_handshakes >= srv->max_handshakes) {
+			/* backpressure, not refusal (Q30: a burst of visitors
+			 * still gets its data channels): newcomers wait in the
+			 * listen backlog until a handshake ends (hs_free) */
+			if (warn_ok(loop, &srv->last_warn))
+				log_warn("%u handshakes in progress on %s; accepting more once some finish",
+					 srv->n_handshakes, srv->bind_addr);
+			srv->hs_full = true;
+			loop_io_set(loop, w, 0);
+			return;
+		}
 		struct sock_addr peer;
 		int fd = listener_accept(loop, w, &srv->accept_bo, &srv->accept_retry, &srv->last_warn,
 					 srv->bind_addr, &peer);
@@ -908,12 +928,6 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 			return;
 		char pbuf[SOCK_ADDR_STRLEN];
 		sock_addr_str(&peer, pbuf, sizeof(pbuf));
-		if (srv->n_handshakes >= MAX_HANDSHAKES) {
-			if (warn_ok(loop, &srv->last_warn))
-				log_warn("connection from %s refused: %u handshakes already in progress", pbuf, srv->n_handshakes);
-			close(fd);
-			continue;
-		}
 		xport_tcp_apply_opts(fd, &srv->tcp);
 		struct xport *x = xport_tcp_new(fd);
 		struct handshake *h = x ? calloc(1, sizeof(*h)) : NULL;
@@ -942,7 +956,8 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 static void server_accept_resume(struct loop *loop, struct timer *t)
 {
 	struct server *srv = t->data;
-	loop_io_set(loop, &srv->lw, LOOP_READ);
+	if (!srv->hs_full)
+		loop_io_set(loop, &srv->lw, LOOP_READ);
 }
 
 static void server_on_resolved(void *arg, int err, const struct sock_addr *addrs, size_t n)
@@ -1020,6 +1035,8 @@ int server_new(const struct server_env *env, const struct conf_server *cfg, stru
 	srv->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
 	srv->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
 	srv->heartbeat_ms = secs_to_ms(cfg->heartbeat_interval);
+	srv->max_handshakes = (unsigned)mr_test_env_u64("MOLERAT_TEST_MAX_HANDSHAKES", MAX_HANDSHAKES,
+							MAX_HANDSHAKES);
 	loop_io_init(&srv->lw, server_accept, srv);
 	loop_timer_init(&srv->accept_retry, server_accept_resume, srv);
 	struct backoff_params bp = backoff_params_server_accept();

@@ -17,7 +17,7 @@
 
 #include "err.h"
 
-enum { LISTEN_BACKLOG = 1024 };
+enum { LISTEN_BACKLOG = 4096 }; /* the kernel caps it at net.core.somaxconn */
 
 /* ---- parsing and formatting ---- */
 

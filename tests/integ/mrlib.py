@@ -643,9 +643,11 @@ class Tunnel:
     token (default: 'tok-' + name), type. Service ports on the server are
     allocated here (svc_port[name])."""
 
-    def __init__(self, procs, services, relay="splice", server_extra=None, client_extra=None):
+    def __init__(self, procs, services, relay="splice", server_extra=None, client_extra=None,
+                 server_env=None):
         self.procs = procs
         self.relay = relay
+        self.server_env = server_env or {}
         self.services = [dict(s) for s in services]
         for s in self.services:
             s.setdefault("token", "tok-" + s["name"])
@@ -669,7 +671,7 @@ class Tunnel:
         for attempt in range(3):
             if self.server_port is None or (attempt > 0 and not keep_port):
                 self.server_port = free_port()
-            m = self.procs.server(self.server_toml(), env=relay_env(self.relay))
+            m = self.procs.server(self.server_toml(), env={**relay_env(self.relay), **self.server_env})
             if wait_port(self.server_port, slow(timeout), proc=m):
                 self.server = m
                 return m

@@ -70,13 +70,10 @@ def conc_payload(i):
     return mrlib.payload(100000 + i, size)
 
 
-def test_500_concurrent_connections(procs, relay, echo):
-    """500 visitors connect first, then all send their own payload (1-64
-    KiB, distinct sizes and content) and read the echo until EOF."""
-    n = 500
-    t = mrlib.Tunnel(procs, [{"name": "many", "local": echo.port}], relay=relay).start()
-    port = t.svc_port["many"]
-    limit = mrlib.slow(40)
+def concurrent_echo(port, n, limit):
+    """n visitors connect first, then all send their own payload (1-64 KiB,
+    distinct sizes and content) and read the echo until EOF. Returns the
+    list of (index, sent length, what came back) that went wrong."""
 
     async def main():
         connected = 0
@@ -109,8 +106,31 @@ def test_500_concurrent_connections(procs, relay, echo):
         data = conc_payload(i)
         if r != (len(data), hashlib.sha256(data).hexdigest()):
             bad.append((i, len(data), r))
+    return bad
+
+
+def test_500_concurrent_connections(procs, relay, echo):
+    """500 visitors at once, each with its own payload, each echoed whole."""
+    n = 500
+    t = mrlib.Tunnel(procs, [{"name": "many", "local": echo.port}], relay=relay).start()
+    bad = concurrent_echo(t.svc_port["many"], n, mrlib.slow(40))
     assert not bad, f"{len(bad)} of {n} connections wrong, first: {bad[:5]}"
     assert echo.accepted >= n
+    assert t.server.alive() and t.client.alive()
+
+
+def test_burst_beyond_handshake_limit(procs, echo):
+    """A burst of visitors asks for more data channels at once than the
+    server lets handshake at a time (lowered to 4 here; 1,024 normally):
+    the extra data channels wait in the listen backlog instead of being
+    refused, so every visitor is served (spec Q30)."""
+    n = 200
+    t = mrlib.Tunnel(procs, [{"name": "burst", "local": echo.port}],
+                     server_env={"MOLERAT_TEST_MAX_HANDSHAKES": "4"}).start()
+    bad = concurrent_echo(t.svc_port["burst"], n, mrlib.slow(40))
+    assert not bad, f"{len(bad)} of {n} connections wrong, first: {bad[:5]}\n{procs.dump()}"
+    assert "handshakes in progress" in t.server.stderr(), "the limit was never reached"
+    assert "refused" not in t.server.stderr()
     assert t.server.alive() and t.client.alive()
 
 

@@ -104,6 +104,18 @@ def recv_dgram(sock, timeout):
     return sock.recv(65536)
 
 
+def recv_dgrams(sock, n, timeout):
+    """Up to n datagrams, whatever arrived before timeout (seconds)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        d = recv_dgram(sock, deadline - time.monotonic())
+        if d is None:
+            break
+        got.append(d)
+    return got
+
+
 def exchange(sock, data, to, timeout=3.0):
     """Sends data once and returns the first datagram back (or None)."""
     sock.sendto(data, to)

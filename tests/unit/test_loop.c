@@ -74,6 +74,33 @@ static void test_timer_order(void **state)
 	loop_free(loop);
 }
 
+/* microsecond timers keep their order among millisecond ones and never
+ * fire early */
+static void test_timer_us(void **state)
+{
+	(void)state;
+	struct loop *loop;
+	assert_int_equal(loop_new(&loop), 0);
+	struct rec r = { .loop = loop };
+	struct tmark m[3];
+	for (int i = 0; i < 3; i++) {
+		m[i] = (struct tmark){ .r = &r, .id = i };
+		loop_timer_init(&m[i].t, on_tmark, &m[i]);
+	}
+	loop_timer_start(loop, &m[0].t, 2);          /* 2,000 us */
+	loop_timer_start_us(loop, &m[1].t, 1500);
+	loop_timer_start_us(loop, &m[2].t, 300);
+	m[0].stop_loop = true;
+	uint64_t t0 = loop_now_us(loop);
+	assert_int_equal(loop_run(loop), 0);
+	assert_true(loop_now_us(loop) - t0 >= 2000);
+	assert_int_equal(r.n, 3);
+	assert_int_equal(r.order[0], 2);
+	assert_int_equal(r.order[1], 1);
+	assert_int_equal(r.order[2], 0);
+	loop_free(loop);
+}
+
 /* a timer that re-arms itself with no delay must not starve I/O */
 struct spin {
 	struct timer t;
@@ -291,6 +318,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timer_order),
+		cmocka_unit_test(test_timer_us),
 		cmocka_unit_test(test_zero_timer_does_not_starve_io),
 		cmocka_unit_test(test_stale_event_guard),
 		cmocka_unit_test(test_deferred),

@@ -260,7 +260,7 @@ static size_t peer_count_frames(struct peer *p)
 {
 	size_t save = p->pos, k = 0;
 	struct sock_addr a;
-	const uint8_t *pl;
+	const uint8_t *pl = NULL;
 	size_t n;
 	while (peer_frame(p, &a, &pl, &n))
 		k++;
@@ -803,7 +803,7 @@ static void test_server_malformed_and_reattach(void **state)
 	assert_int_equal(sendto(v, "again", 5, 0, (struct sockaddr *)&svc.ss, svc.len), 5);
 	assert_true(wait_frames(&p2, 1, 3000));
 	struct sock_addr from;
-	const uint8_t *pl;
+	const uint8_t *pl = NULL;
 	size_t pn;
 	assert_true(peer_frame(&p2, &from, &pl, &pn));
 	assert_int_equal(pn, 5);
@@ -879,7 +879,7 @@ static void test_server_queue_bound(void **state)
 	unsigned last = 0;
 	for (uint64_t k = 0; k < in; k++) {
 		struct sock_addr from;
-		const uint8_t *pl;
+		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
 		assert_int_equal(n, sizeof(buf));
@@ -1076,7 +1076,7 @@ static void test_client_50_visitors(void **state)
 	bool seen[N] = { false };
 	for (int k = 0; k < N; k++) {
 		struct sock_addr from;
-		const uint8_t *pl;
+		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
 		int idx = -1;
@@ -1105,7 +1105,7 @@ static void test_client_50_visitors(void **state)
 	assert_true(wait_frames(&p, N, 5000));
 	for (int k = 0; k < N; k++) {
 		struct sock_addr from;
-		const uint8_t *pl;
+		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
 		char msg[16];
@@ -1234,7 +1234,7 @@ static void test_client_local_absent(void **state)
 	peer_write(&p, fr, n);
 	assert_true(wait_frames(&p, 2, 3000));
 	struct sock_addr from;
-	const uint8_t *pl;
+	const uint8_t *pl = NULL;
 	size_t pn;
 	int got_a = 0, got_b = 0;
 	for (int k = 0; k < 2; k++) {
@@ -1398,7 +1398,7 @@ static void test_client_mapping_cap(void **state)
 	assert_int_equal(peer_count_frames(&p), 5);
 	for (int k = 0; k < 5; k++) {
 		struct sock_addr from;
-		const uint8_t *pl;
+		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
 		assert_int_equal(n, 1);
@@ -1451,7 +1451,7 @@ static void test_client_resolving_queue(void **state)
 	/* in order, the first 256 */
 	for (int k = 0; k < UDP_MAX_QUEUED_PER_MAPPING; k++) {
 		struct sock_addr from;
-		const uint8_t *pl;
+		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
 		assert_int_equal(n, 2);
