@@ -34,6 +34,11 @@ enum {
 	RELAY_PIPE_SIZE = 256 * 1024,
 	/* sanity bound on pipe_pool_new(max_idle) */
 	RELAY_POOL_MAX_IDLE = 65536,
+	/* splice pays off for bulk, copying for small messages: a direction
+	 * that may splice starts by copying, switches to splice after a read
+	 * that fills the whole copy buffer, and back after a splice read
+	 * smaller than this */
+	RELAY_SMALL_READ = 4096,
 	RELAY_LABEL_MAX = 128,
 };
 
@@ -159,7 +164,8 @@ struct relay_dir {
 	enum relay_dir_state state;
 	bool rd_eof;             /* src reported end of stream */
 	bool wr_shut;            /* dst was shut for writing */
-	bool use_splice;         /* pipe path; false: copy path (for good once false) */
+	bool can_splice;         /* both ends take splice (false for good after EINVAL) */
+	bool use_splice;         /* the next read goes through the pipe; false: copy */
 	bool held_on_stack;      /* data points into the pump's scratch buffer */
 	unsigned want;           /* events awaited: on src when READING, on dst otherwise */
 	/* splice path: the borrowed pipe and the bytes in it; the pipe is held
@@ -293,7 +299,7 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 		if (rc < 0) {
 			log_debug("relay %s: no pipe (%s): copying instead of splicing",
 				  r->label, mr_strerror(rc));
-			dir->use_splice = false;
+			dir->use_splice = dir->can_splice = false;
 			return copy_fill(dir, src, scratch);
 		}
 	}
@@ -317,7 +323,7 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 		if (e == EINVAL || e == ENOSYS) {
 			log_debug("relay %s: splice from fd %d: %s: copying instead",
 				  r->label, src->splice_fd, strerror(e));
-			dir->use_splice = false;
+			dir->use_splice = dir->can_splice = false;
 			return copy_fill(dir, src, scratch);
 		}
 		return -e;
@@ -345,7 +351,7 @@ static int splice_to_copy(struct relay *r, struct relay_dir *dir)
 	dir->held_on_stack = false;
 	dir->pipe_len = 0;
 	pipe_pool_put(r->pipes, &dir->pipe, true);
-	dir->use_splice = false;
+	dir->use_splice = dir->can_splice = false;
 	return 0;
 }
 
@@ -442,6 +448,9 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 			}
 			count_buffered(r, (size_t)n, true);
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+			if (dir->can_splice)
+				dir->use_splice = dir->use_splice ? (size_t)n >= RELAY_SMALL_READ
+								  : (size_t)n >= RELAY_BUFSZ;
 			dir->state = RDIR_WRITING;
 			break;
 
@@ -494,11 +503,10 @@ out:
 }
 
 /* The copy path reads into a stack buffer so that a relay whose dst keeps
- * up never holds heap memory; only the splice path skips it. */
+ * up never holds heap memory; only a direction that can never copy again
+ * skips it. */
 static int relay_pump_dir(struct relay *r, int d)
 {
-	if (r->dir[d].use_splice)
-		return relay_pump(r, d, NULL);
 	unsigned char scratch[RELAY_BUFSZ];
 	return relay_pump(r, d, scratch);
 }
@@ -682,7 +690,8 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 		struct relay_dir *dir = &r->dir[d];
 		dir->state = RDIR_READING;
 		dir->want = LOOP_READ;
-		dir->use_splice = splice_ok;
+		dir->can_splice = splice_ok;
+		dir->use_splice = false;   /* copy until a read fills the buffer */
 		dir->pipe.rd = dir->pipe.wr = -1;
 		loop_io_init(&r->side[d].w, relay_on_io, r);
 	}
@@ -714,7 +723,7 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 		r->counters->relays_active++;
 	}
 	log_debug("relay %s: started (fds %d <-> %d, %s)", r->label, a->fd, b->fd,
-		  splice_ok ? "splice" : "copy");
+		  splice_ok ? "copy, splice for bulk" : "copy");
 	return 0;
 }
 

@@ -413,6 +413,31 @@ static void bulk(void **state, int kind, enum relay_mode mode)
 	close(fb);
 }
 
+/* Small messages in auto mode are copied (splice pays off only for bulk):
+ * no pipe is ever made. */
+static void test_small_messages_are_copied(void **state)
+{
+	struct fixture *f = *state;
+	int fa, fb;
+	int pipes_before = count_pipe_fds();
+	start_relay(f, TRANSPORT_TCP, RELAY_AUTO, 0, &fa, &fb);
+	struct peer A, B;
+	peer_init(&A, fa, 3000, 11);
+	peer_init(&B, fb, 1500, 12);
+	peer_start(&A);
+	peer_start(&B);
+	run_for(f, 30000);
+	peer_join(&A);
+	peer_join(&B);
+	assert_false(f->timed_out);
+	assert_int_equal(f->done_err, 0);
+	assert_memory_equal(A.sent_md, B.recv_md, 32);
+	assert_memory_equal(B.sent_md, A.recv_md, 32);
+	assert_int_equal(count_pipe_fds(), pipes_before);
+	close(fa);
+	close(fb);
+}
+
 static void test_bulk_tcp_splice(void **state) { bulk(state, TRANSPORT_TCP, RELAY_AUTO); }
 static void test_bulk_tcp_copy(void **state) { bulk(state, TRANSPORT_TCP, RELAY_COPY); }
 static void test_bulk_unix_splice(void **state) { bulk(state, TRANSPORT_UNIX, RELAY_AUTO); }
@@ -1109,6 +1134,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		T(test_bulk_tcp_splice),
+		T(test_small_messages_are_copied),
 		T(test_bulk_tcp_copy),
 		T(test_bulk_unix_splice),
 		T(test_bulk_unix_copy),
