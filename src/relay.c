@@ -503,8 +503,8 @@ out:
 }
 
 /* The copy path reads into a stack buffer so that a relay whose dst keeps
- * up never holds heap memory; only a direction that can never copy again
- * skips it. */
+ * up never holds heap memory (a splicing direction may switch to copying
+ * within a pump, so it gets one too). */
 static int relay_pump_dir(struct relay *r, int d)
 {
 	unsigned char scratch[RELAY_BUFSZ];
