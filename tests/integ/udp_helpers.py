@@ -45,8 +45,9 @@ def free_udp_port(host=HOST4):
 
 class UdpEcho:
     """Echoes every datagram back to its sender, from a thread. Records the
-    distinct source addresses in order of first sight (sources) and counts
-    datagrams (received)."""
+    distinct source addresses in order of first sight (sources), counts
+    datagrams (received) and keeps (source, first 32 bytes) of the first
+    10,000 datagrams (log)."""
 
     def __init__(self, host=HOST4, port=0):
         self.sock = socket.socket(family(host), socket.SOCK_DGRAM)
@@ -55,6 +56,7 @@ class UdpEcho:
         self.port = self.sock.getsockname()[1]
         self.sources = []
         self.received = 0
+        self.log = []
         self.lock = threading.Lock()
         self.closing = False
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -73,14 +75,12 @@ class UdpEcho:
                 self.received += 1
                 if src not in self.sources:
                     self.sources.append(src)
+                if len(self.log) < 10000:
+                    self.log.append((src, data[:32]))
             try:
                 self.sock.sendto(data, src)
             except OSError:
                 pass
-
-    def source_ports(self):
-        with self.lock:
-            return [s[1] for s in self.sources]
 
     def close(self):
         self.closing = True
