@@ -724,6 +724,19 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 	}
 	log_debug("relay %s: started (fds %d <-> %d, %s)", r->label, a->fd, b->fd,
 		  splice_ok ? "copy, splice for bulk" : "copy");
+	/* The first bytes are often waiting already (a visitor's request on
+	 * the server; on the client, what followed StartForwardTcp): moving
+	 * them now saves a loop iteration before the next process gets them
+	 * (new-connection p50: 9% lower in one A/B series of 3 x 2,000
+	 * connections, within the noise in another). */
+	for (int d = 0; d < 2; d++) {
+		rc = relay_pump_dir(r, d);
+		if (rc < 0) {
+			relay_end(r, rc);
+			return 0;
+		}
+	}
+	relay_after(r);
 	return 0;
 }
 

@@ -84,7 +84,9 @@ struct relay_cfg {
 };
 
 /* a and b must have finished their handshakes. Returns 0, or a negative
- * error (both xports closed, done not called). */
+ * error (both xports closed, done not called). Bytes already waiting on
+ * either end are moved before it returns, so a relay may also end (and
+ * call done) before it returns 0. */
 int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b);
 
 #endif

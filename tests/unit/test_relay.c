@@ -438,6 +438,33 @@ static void test_small_messages_are_copied(void **state)
 	close(fb);
 }
 
+/* Bytes waiting on an end when the relay starts are moved before
+ * relay_start returns, without a loop iteration. */
+static void test_waiting_bytes_move_at_start(void **state)
+{
+	struct fixture *f = *state;
+	int p1[2], p2[2];
+	make_pair(TRANSPORT_TCP, p1, 0);
+	make_pair(TRANSPORT_TCP, p2, 0);
+	assert_int_equal(write(p1[0], "hello", 5), 5);
+	assert_int_equal(write(p2[1], "world!", 6), 6);
+	usleep(10000); /* loopback delivery */
+	struct xport *a = xport_tcp_new(p1[1]);
+	struct xport *b = xport_tcp_new(p2[0]);
+	struct relay_cfg c = cfg_for(f, RELAY_AUTO);
+	assert_int_equal(relay_start(&c, a, b), 0);
+	usleep(10000);
+	char got[16];
+	assert_int_equal(recv(p2[1], got, sizeof(got), MSG_DONTWAIT), 5);
+	assert_memory_equal(got, "hello", 5);
+	assert_int_equal(recv(p1[0], got, sizeof(got), MSG_DONTWAIT), 6);
+	assert_memory_equal(got, "world!", 6);
+	close(p1[0]);
+	close(p2[1]);
+	run_for(f, 5000); /* both ends closed: the relay ends */
+	assert_int_equal(f->done_calls, 1);
+}
+
 static void test_bulk_tcp_splice(void **state) { bulk(state, TRANSPORT_TCP, RELAY_AUTO); }
 static void test_bulk_tcp_copy(void **state) { bulk(state, TRANSPORT_TCP, RELAY_COPY); }
 static void test_bulk_unix_splice(void **state) { bulk(state, TRANSPORT_UNIX, RELAY_AUTO); }
@@ -1135,6 +1162,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_bulk_tcp_splice),
 		T(test_small_messages_are_copied),
+		T(test_waiting_bytes_move_at_start),
 		T(test_bulk_tcp_copy),
 		T(test_bulk_unix_splice),
 		T(test_bulk_unix_copy),
