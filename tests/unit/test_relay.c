@@ -365,6 +365,25 @@ static void start_relay(struct fixture *f, int kind, enum relay_mode mode, int b
 	*pb = p2[1];
 }
 
+/* Runs a peer at each test end (na bytes from fa, nb from fb, content
+ * from seed) until the relay ends or ms pass, and checks that both streams
+ * arrived whole. A and B are left for further checks. */
+static void exchange(struct fixture *f, int fa, int fb, size_t na, size_t nb, uint64_t seed, uint64_t ms,
+		     struct peer *A, struct peer *B)
+{
+	peer_init(A, fa, na, seed);
+	peer_init(B, fb, nb, seed + 1);
+	peer_start(A);
+	peer_start(B);
+	run_for(f, ms);
+	peer_join(A);
+	peer_join(B);
+	assert_false(f->timed_out);
+	assert_int_equal(f->done_err, 0);
+	assert_memory_equal(A->sent_md, B->recv_md, 32);
+	assert_memory_equal(B->sent_md, A->recv_md, 32);
+}
+
 /* ---- bulk: 16 MiB each way at the same time ---- */
 
 static void bulk(void **state, int kind, enum relay_mode mode)
@@ -422,17 +441,7 @@ static void test_small_messages_are_copied(void **state)
 	int pipes_before = count_pipe_fds();
 	start_relay(f, TRANSPORT_TCP, RELAY_AUTO, 0, &fa, &fb);
 	struct peer A, B;
-	peer_init(&A, fa, 3000, 11);
-	peer_init(&B, fb, 1500, 12);
-	peer_start(&A);
-	peer_start(&B);
-	run_for(f, 30000);
-	peer_join(&A);
-	peer_join(&B);
-	assert_false(f->timed_out);
-	assert_int_equal(f->done_err, 0);
-	assert_memory_equal(A.sent_md, B.recv_md, 32);
-	assert_memory_equal(B.sent_md, A.recv_md, 32);
+	exchange(f, fa, fb, 3000, 1500, 11, 30000, &A, &B);
 	assert_int_equal(count_pipe_fds(), pipes_before);
 	close(fa);
 	close(fb);
@@ -883,17 +892,7 @@ static void test_auto_with_unspliceable_end(void **state)
 	struct relay_cfg c = cfg_for(f, RELAY_AUTO);
 	assert_int_equal(relay_start(&c, a, b), 0);
 	struct peer A, B;
-	peer_init(&A, p1[0], 1 * MiB, 10);
-	peer_init(&B, p2[1], 1 * MiB, 11);
-	peer_start(&A);
-	peer_start(&B);
-	run_for(f, 60000);
-	peer_join(&A);
-	peer_join(&B);
-	assert_false(f->timed_out);
-	assert_int_equal(f->done_err, 0);
-	assert_memory_equal(A.sent_md, B.recv_md, 32);
-	assert_memory_equal(B.sent_md, A.recv_md, 32);
+	exchange(f, p1[0], p2[1], 1 * MiB, 1 * MiB, 10, 60000, &A, &B);
 	close(p1[0]);
 	close(p2[1]);
 }

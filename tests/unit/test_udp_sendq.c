@@ -62,6 +62,13 @@ static void expect_dgram(int fd, size_t len, unsigned seed)
 	assert_memory_equal(got, want, len);
 }
 
+/* Receives n datagrams of sizes[] (content seeded by index, as add_all). */
+static void expect_all(int fd, const size_t *sizes, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		expect_dgram(fd, sizes[i], i);
+}
+
 static void expect_none(int fd)
 {
 	uint8_t b[16];
@@ -119,8 +126,7 @@ static void test_runs_coalesce_and_keep_boundaries(void **state)
 	assert_int_equal(dropped, 0);
 	assert_int_equal(bytes, 5 * 1400 + 300 + 2000 + 0 + 20);
 	assert_int_equal(q.gso_max, UINT16_MAX); /* the kernel took the runs whole */
-	for (unsigned i = 0; i < n; i++)
-		expect_dgram(fds[0], sizes[i], i);
+	expect_all(fds[0], sizes, n);
 	expect_none(fds[0]);
 	assert_int_equal(q.n, 0);
 	close(fds[0]);
@@ -219,16 +225,14 @@ static void test_refused_run_is_sent_singly(void **state)
 	uint64_t dropped = 0;
 	assert_int_equal(udp_sendq_flush(&q, on_err, &e, &bytes, &dropped), 6);
 	assert_int_equal(e.calls, 0);
-	for (unsigned i = 0; i < 6; i++)
-		expect_dgram(fds[0], sizes[i], i);
+	expect_all(fds[0], sizes, 6);
 	expect_none(fds[0]);
 	assert_int_equal(q.gso_max, 1399);
 	/* runs of 1,400 are no longer coalesced; smaller ones still are */
 	add_all(fds[1], NULL, sizes, 6);
 	assert_int_equal(q.n, 5);
 	assert_int_equal(udp_sendq_flush(&q, on_err, &e, &bytes, &dropped), 6);
-	for (unsigned i = 0; i < 6; i++)
-		expect_dgram(fds[0], sizes[i], i);
+	expect_all(fds[0], sizes, 6);
 	close(fds[0]);
 	close(fds[1]);
 }
