@@ -37,6 +37,8 @@
 #include "relay.h"
 #include "xport.h"
 
+#include "testutil.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 /* from libasan (<sanitizer/allocator_interface.h> is not always installed) */
 size_t __sanitizer_get_current_allocated_bytes(void);
@@ -49,19 +51,6 @@ enum { MiB = 1024 * 1024 };
 enum { TRANSPORT_TCP, TRANSPORT_UNIX };
 
 /* ---- sockets ---- */
-
-static void set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	assert_true(fl >= 0);
-	assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
-}
-
-static void set_bufs(int fd, int bytes)
-{
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)), 0);
-	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)), 0);
-}
 
 /* A connected pair, both non-blocking: loopback TCP or AF_UNIX. bufsz > 0
  * pins the socket buffers (no autotuning). */
@@ -76,27 +65,7 @@ static void make_pair(int kind, int fds[2], int bufsz)
 		}
 		return;
 	}
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(l >= 0);
-	if (bufsz)
-		set_bufs(l, bufsz);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(l, 4), 0);
-	socklen_t al = sizeof(a);
-	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
-	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(c >= 0);
-	if (bufsz)
-		set_bufs(c, bufsz);
-	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
-	int s = accept4(l, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	assert_true(s >= 0);
-	close(l);
-	set_nonblock(c);
-	fds[0] = c;
-	fds[1] = s;
+	tcp_pair_bufs(fds, bufsz);
 }
 
 /* Open pipe fds of this process: the pool keeps returned pipes, so after a
@@ -339,7 +308,7 @@ static struct relay_cfg cfg_for(struct fixture *f, enum relay_mode mode)
 }
 
 /* Runs the loop until done() or ms milliseconds. */
-static void run_for(struct fixture *f, uint64_t ms)
+static void fx_run(struct fixture *f, uint64_t ms)
 {
 	f->timed_out = false;
 	loop_update_time(f->loop);
@@ -375,7 +344,7 @@ static void exchange(struct fixture *f, int fa, int fb, size_t na, size_t nb, ui
 	peer_init(B, fb, nb, seed + 1);
 	peer_start(A);
 	peer_start(B);
-	run_for(f, ms);
+	fx_run(f, ms);
 	peer_join(A);
 	peer_join(B);
 	assert_false(f->timed_out);
@@ -400,7 +369,7 @@ static void bulk(void **state, int kind, enum relay_mode mode)
 	peer_init(&B, fb, 16 * MiB + 12345, 2);
 	peer_start(&A);
 	peer_start(&B);
-	run_for(f, 120000);
+	fx_run(f, 120000);
 	peer_join(&A);
 	peer_join(&B);
 	assert_false(f->timed_out);
@@ -470,7 +439,7 @@ static void test_waiting_bytes_move_at_start(void **state)
 	assert_memory_equal(got, "world!", 6);
 	close(p1[0]);
 	close(p2[1]);
-	run_for(f, 5000); /* both ends closed: the relay ends */
+	fx_run(f, 5000); /* both ends closed: the relay ends */
 	assert_int_equal(f->done_calls, 1);
 }
 
@@ -496,7 +465,7 @@ static void half_close(void **state, int kind, enum relay_mode mode)
 	B.done_flag = &f->done_flag;
 	peer_start(&A);
 	peer_start(&B);
-	run_for(f, 60000);
+	fx_run(f, 60000);
 	peer_join(&A);
 	peer_join(&B);
 	assert_false(f->timed_out);
@@ -529,7 +498,7 @@ static void empty(void **state, enum relay_mode mode)
 	start_relay(f, TRANSPORT_TCP, mode, 0, &fa, &fb);
 	assert_int_equal(shutdown(fa, SHUT_WR), 0);
 	assert_int_equal(shutdown(fb, SHUT_WR), 0);
-	run_for(f, 10000);
+	fx_run(f, 10000);
 	assert_false(f->timed_out);
 	assert_int_equal(f->done_calls, 1);
 	assert_int_equal(f->done_err, 0);
@@ -578,11 +547,11 @@ static void reset_idle(void **state, enum relay_mode mode)
 	struct fixture *f = *state;
 	int fa, fb;
 	start_relay(f, TRANSPORT_TCP, mode, 0, &fa, &fb);
-	run_for(f, 20); /* let it settle idle */
+	fx_run(f, 20); /* let it settle idle */
 	assert_int_equal(f->done_calls, 0);
 	assert_int_equal(f->counters->relays_active, 1);
 	rst_close(fa);
-	run_for(f, 10000);
+	fx_run(f, 10000);
 	assert_false(f->timed_out);
 	assert_int_equal(f->done_calls, 1);
 	assert_int_equal(f->done_err, -ECONNRESET);
@@ -610,7 +579,7 @@ static void reset_busy(void **state, enum relay_mode mode)
 	uint64_t deadline = now_ms() + 10000;
 	f->stop_on_done = false;
 	while (got < 1 * MiB && now_ms() < deadline) {
-		run_for(f, 1);
+		fx_run(f, 1);
 		ssize_t n = recv(fb, buf, sizeof(buf), 0);
 		if (n > 0)
 			got += (size_t)n;
@@ -618,7 +587,7 @@ static void reset_busy(void **state, enum relay_mode mode)
 	assert_true(got >= 1 * MiB);
 	rst_close(fb);
 	f->stop_on_done = true;
-	run_for(f, 10000);
+	fx_run(f, 10000);
 	peer_join(&A);
 	assert_false(f->timed_out);
 	assert_int_equal(f->done_calls, 1);
@@ -651,7 +620,7 @@ static void backpressure(void **state, int kind, enum relay_mode mode)
 	f->stop_on_done = false;
 	size_t max_buffered = 0;
 	for (int i = 0; i < 50; i++) {
-		run_for(f, 10);
+		fx_run(f, 10);
 		if (f->counters->bytes_buffered > max_buffered)
 			max_buffered = f->counters->bytes_buffered;
 		assert_true(pipe_pool_in_use(f->pipes) <= 1);
@@ -664,13 +633,13 @@ static void backpressure(void **state, int kind, enum relay_mode mode)
 	/* A is stuck: far less than everything went out */
 	size_t stuck = atomic_load(&A.sent);
 	assert_true(stuck < 4 * MiB);
-	run_for(f, 100);
+	fx_run(f, 100);
 	assert_true(atomic_load(&A.sent) - stuck < 512 * 1024);
 	assert_int_equal(f->done_calls, 0);
 	/* now B reads: everything arrives intact */
 	atomic_store(&B.recv_go, true);
 	f->stop_on_done = true;
-	run_for(f, 60000);
+	fx_run(f, 60000);
 	peer_join(&A);
 	peer_join(&B);
 	assert_false(f->timed_out);
@@ -714,7 +683,7 @@ static void ping_all(struct fixture *f, struct many *m, size_t n)
 	uint64_t deadline = now_ms() + 10000;
 	bool *got = calloc(2 * n, 1);
 	while (left && now_ms() < deadline) {
-		run_for(f, 1);
+		fx_run(f, 1);
 		for (size_t i = 0; i < n; i++) {
 			if (!got[2 * i] && recv(m[i].fb, &c, 1, 0) == 1) {
 				assert_int_equal(c, 'a');
@@ -740,7 +709,7 @@ static void close_all(struct fixture *f, struct many *m, size_t n)
 	}
 	uint64_t deadline = now_ms() + 10000;
 	while (f->counters->relays_active && now_ms() < deadline)
-		run_for(f, 5);
+		fx_run(f, 5);
 	assert_int_equal(f->counters->relays_active, 0);
 }
 
@@ -751,10 +720,10 @@ static void idle_relays(void **state, enum relay_mode mode)
 	struct many m[N];
 	start_many(f, mode, m, N);
 	assert_int_equal(f->counters->relays_active, N);
-	run_for(f, 20);
+	fx_run(f, 20);
 	assert_int_equal(pipe_pool_in_use(f->pipes), 0);
 	ping_all(f, m, N);
-	run_for(f, 5);
+	fx_run(f, 5);
 	/* idle again: no pipe is held */
 	assert_int_equal(pipe_pool_in_use(f->pipes), 0);
 	assert_int_equal(f->counters->bytes_buffered, 0);
@@ -788,7 +757,7 @@ static void test_idle_memory(void **state)
 	size_t before = HEAP_IN_USE();
 	start_many(f, RELAY_AUTO, m, N);
 	ping_all(f, m, N);
-	run_for(f, 5);
+	fx_run(f, 5);
 	size_t after = HEAP_IN_USE();
 	assert_int_equal(pipe_pool_in_use(f->pipes), 0);
 	size_t cost = after > before ? after - before : 0;
@@ -815,7 +784,7 @@ static void test_pipes_return(void **state)
 	}
 	uint64_t deadline = now_ms() + 60000;
 	while (f->done_calls < N && now_ms() < deadline)
-		run_for(f, 5);
+		fx_run(f, 5);
 	for (size_t i = 0; i < N; i++) {
 		peer_join(&pa[i]);
 		peer_join(&pb[i]);
@@ -864,7 +833,7 @@ static void test_splice_falls_back_on_emfile(void **state)
 	peer_init(&B, fb, 2 * MiB + 7, 9);
 	peer_start(&A);
 	peer_start(&B);
-	run_for(f, 60000);
+	fx_run(f, 60000);
 	peer_join(&A);
 	peer_join(&B);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -970,7 +939,7 @@ static void test_pending_bytes_are_read(void **state)
 	struct peer B;
 	peer_init(&B, p2[1], 5000, 13);
 	peer_start(&B);
-	run_for(f, 60000);
+	fx_run(f, 60000);
 	peer_join(&B);
 	assert_false(f->timed_out);
 	assert_int_equal(B.err, 0);
@@ -1043,7 +1012,7 @@ static void test_no_counters_no_done(void **state)
 	size_t got = 0;
 	uint64_t deadline = now_ms() + 10000;
 	for (;;) {
-		run_for(f, 1);
+		fx_run(f, 1);
 		ssize_t n = recv(p2[1], buf + got, sizeof(buf) - got, 0);
 		if (n > 0)
 			got += (size_t)n;
@@ -1056,7 +1025,7 @@ static void test_no_counters_no_done(void **state)
 	deadline = now_ms() + 10000;
 	ssize_t n;
 	do {
-		run_for(f, 1);
+		fx_run(f, 1);
 		n = recv(p1[0], buf, sizeof(buf), 0);
 	} while (n < 0 && errno == EAGAIN && now_ms() < deadline);
 	assert_int_equal(n, 0);
@@ -1097,7 +1066,7 @@ static void test_counters_outlive_owner(void **state)
 	assert_int_equal(send(p1[0], "q", 1, 0), 1);
 	close(p1[0]);
 	close(p2[1]);
-	run_for(f, 10000);
+	fx_run(f, 10000);
 	assert_false(f->timed_out);
 	assert_int_equal(f->done_calls, 1);
 	/* the relay wrote nothing (p2 gone: a reset or EPIPE may end it) and
@@ -1117,7 +1086,7 @@ static void test_pool_reuse_and_cap(void **state)
 		peer_init(&B, fb, 100, 40 + (uint64_t)i);
 		peer_start(&A);
 		peer_start(&B);
-		run_for(f, 60000);
+		fx_run(f, 60000);
 		peer_join(&A);
 		peer_join(&B);
 		assert_false(f->timed_out);

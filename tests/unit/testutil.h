@@ -18,12 +18,22 @@ static inline void set_nonblock(int fd)
 	assert_int_equal(fcntl(fd, F_SETFL, fl | O_NONBLOCK), 0);
 }
 
+/* Pins a socket's buffers (no autotuning). */
+static inline void set_bufs(int fd, int bytes)
+{
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes)), 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)), 0);
+}
+
 /* A connected loopback TCP pair, both ends non-blocking: fds[0] the
- * connecting end, fds[1] the accepted one. */
-static inline void tcp_pair(int fds[2])
+ * connecting end, fds[1] the accepted one. bufsz > 0 pins the socket
+ * buffers of both. */
+static inline void tcp_pair_bufs(int fds[2], int bufsz)
 {
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(l >= 0);
+	if (bufsz)
+		set_bufs(l, bufsz);
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -32,6 +42,8 @@ static inline void tcp_pair(int fds[2])
 	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(c >= 0);
+	if (bufsz)
+		set_bufs(c, bufsz);
 	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
 	int s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 	assert_true(s >= 0);
@@ -40,6 +52,11 @@ static inline void tcp_pair(int fds[2])
 	set_nonblock(s);
 	fds[0] = c;
 	fds[1] = s;
+}
+
+static inline void tcp_pair(int fds[2])
+{
+	tcp_pair_bufs(fds, 0);
 }
 
 struct run_guard {
