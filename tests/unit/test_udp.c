@@ -459,6 +459,23 @@ static void client_up(struct fx *f, const struct udp_env *e, const char *local, 
 	peer_init(p, f->loop, fds[1]);
 }
 
+/* An echo service on host (a literal) and a UDP client forwarding to it
+ * with env e; p is the test's end of the data channel. The caller stops
+ * and frees the echo. */
+static struct echo *client_to_echo(struct fx *f, const char *host, const struct udp_env *e, struct peer *p)
+{
+	struct echo *ec = malloc(sizeof(*ec));
+	assert_non_null(ec);
+	echo_start(f->loop, ec, host);
+	char local[64];
+	if (strchr(host, ':'))
+		snprintf(local, sizeof(local), "[%s]:%u", host, sock_addr_port(&ec->addr));
+	else
+		snprintf(local, sizeof(local), "%s:%u", host, sock_addr_port(&ec->addr));
+	client_up(f, e, local, p);
+	return ec;
+}
+
 static const size_t sizes[] = { 0, 1, 1472, 2049, 8192, 65507 };
 enum { NSIZES = sizeof(sizes) / sizeof(sizes[0]) };
 
@@ -1002,13 +1019,9 @@ static void test_server_pending_bytes_resume(void **state)
 static void test_client_echo_sizes(void **state)
 {
 	struct fx *f = *state;
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "127.0.0.1");
 	struct udp_env e = env_of(f);
-	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&ec->addr));
 	struct peer p;
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	struct sock_addr vis = addr_of("203.0.113.7", 51820);
 	uint8_t *buf = malloc(65536), *fr = malloc(65536 + 64);
 	/* §5.6's transcript first: the reply frame is the request frame */
@@ -1047,13 +1060,9 @@ static void test_client_echo_sizes(void **state)
 static void test_client_50_visitors(void **state)
 {
 	struct fx *f = *state;
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "127.0.0.1");
 	struct udp_env e = env_of(f);
-	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&ec->addr));
 	struct peer p;
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	enum { N = 50 };
 	struct sock_addr vis[N];
 	uint8_t fr[128];
@@ -1140,14 +1149,10 @@ static bool pred_maps(void *arg)
 static void test_client_idle_expiry(void **state)
 {
 	struct fx *f = *state;
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "127.0.0.1");
 	struct udp_env e = env_of(f);
-	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&ec->addr));
 	struct peer p;
 	setenv("MOLERAT_TEST_UDP_IDLE_MS", "200", 1);
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	unsetenv("MOLERAT_TEST_UDP_IDLE_MS");
 	struct sock_addr vis = addr_of("192.0.2.1", 1000);
 	uint8_t fr[64];
@@ -1263,13 +1268,9 @@ static void test_client_local_absent(void **state)
 static void test_client_v6_local(void **state)
 {
 	struct fx *f = *state;
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "::1");
 	struct udp_env e = env_of(f);
-	char local[64];
-	snprintf(local, sizeof(local), "[::1]:%u", sock_addr_port(&ec->addr));
 	struct peer p;
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "::1", &e, &p);
 	uint8_t in[64];
 	size_t n = unhex("180100000020010db8000000000000000000000001bb010300010203", in, sizeof(in));
 	peer_write(&p, in, n);
@@ -1296,13 +1297,9 @@ static void test_client_v6_local(void **state)
 static void test_client_split_byte_by_byte(void **state)
 {
 	struct fx *f = *state;
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "127.0.0.1");
 	struct udp_env e = env_of(f);
-	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&ec->addr));
 	struct peer p;
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	struct sock_addr vis = addr_of("2001:db8::1", 443);
 	uint8_t fr[128];
 	size_t n = frame(fr, &vis, (const uint8_t *)"split", 5);
@@ -1321,13 +1318,9 @@ static void test_client_split_byte_by_byte(void **state)
 
 static void client_malformed(struct fx *f, const char *hex, int want)
 {
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "127.0.0.1");
 	struct udp_env e = env_of(f);
-	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&ec->addr));
 	struct peer p;
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	f->free_in_lost = true;
 	/* one good frame first: its mapping is closed with the channel */
 	struct sock_addr vis = addr_of("192.0.2.9", 9);
@@ -1373,14 +1366,10 @@ static void test_client_eof(void **state)
 static void test_client_mapping_cap(void **state)
 {
 	struct fx *f = *state;
-	struct echo *ec = malloc(sizeof(*ec));
-	echo_start(f->loop, ec, "127.0.0.1");
 	struct udp_env e = env_of(f);
 	e.max_mappings = 5;
-	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&ec->addr));
 	struct peer p;
-	client_up(f, &e, local, &p);
+	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	uint8_t all[8 * 32];
 	size_t an = 0;
 	struct sock_addr vis[8];
