@@ -88,3 +88,11 @@ def services():
     yield _S()
     for s in started:
         s.close()
+
+
+@pytest.fixture
+def fake_server():
+    """mrlib.FakeServer, closed after the test."""
+    f = mrlib.FakeServer()
+    yield f
+    f.close()

@@ -403,9 +403,15 @@ def q(s):
     return json.dumps(s)
 
 
+def hostport(host, port):
+    """host:port, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def server_toml(bind_port, services, heartbeat_interval=None, default_token=None, extra=""):
-    """services: list of dicts with name, port, and optional token, type."""
-    out = ["[server]", f"bind_addr = {q(f'{HOST}:{bind_port}')}"]
+    """services: list of dicts with name, port, and optional token, type,
+    host (of bind_addr; 127.0.0.1 by default)."""
+    out = ["[server]", f"bind_addr = {q(hostport(HOST, bind_port))}"]
     if default_token is not None:
         out.append(f"default_token = {q(default_token)}")
     if heartbeat_interval is not None:
@@ -414,8 +420,7 @@ def server_toml(bind_port, services, heartbeat_interval=None, default_token=None
     out.append("[server.services]")
     for s in services:
         out.append(f"[server.services.{q(s['name'])}]")
-        addr = "%s:%d" % (HOST, s["port"])
-        out.append(f"bind_addr = {q(addr)}")
+        out.append(f"bind_addr = {q(hostport(s.get('host', HOST), s['port']))}")
         if s.get("token") is not None:
             out.append(f"token = {q(s['token'])}")
         if s.get("type"):
@@ -425,8 +430,9 @@ def server_toml(bind_port, services, heartbeat_interval=None, default_token=None
 
 def client_toml(server_port, services, heartbeat_timeout=None, retry_interval=None,
                 default_token=None, extra=""):
-    """services: list of dicts with name, local (port), optional token, type."""
-    out = ["[client]", f"remote_addr = {q(f'{HOST}:{server_port}')}"]
+    """services: list of dicts with name, local (port), optional token, type,
+    local_host (of local_addr; 127.0.0.1 by default)."""
+    out = ["[client]", f"remote_addr = {q(hostport(HOST, server_port))}"]
     if default_token is not None:
         out.append(f"default_token = {q(default_token)}")
     if heartbeat_timeout is not None:
@@ -437,8 +443,7 @@ def client_toml(server_port, services, heartbeat_timeout=None, retry_interval=No
     out.append("[client.services]")
     for s in services:
         out.append(f"[client.services.{q(s['name'])}]")
-        addr = "%s:%d" % (HOST, s["local"])
-        out.append(f"local_addr = {q(addr)}")
+        out.append(f"local_addr = {q(hostport(s.get('local_host', HOST), s['local']))}")
         if s.get("token") is not None:
             out.append(f"token = {q(s['token'])}")
         if s.get("type"):
@@ -740,6 +745,43 @@ def digest(s):
 
 def session_key(token, nonce):
     return hashlib.sha256(token.encode() + nonce).digest()
+
+
+ACK_OK = b"\x00\x00\x00\x00"
+
+
+class FakeServer:
+    """The server side of the protocol written from the spec, listening on
+    127.0.0.1 for a molerat client; the tests drive it message by message."""
+
+    def __init__(self):
+        self.sock = listen_socket()
+        self.port = self.sock.getsockname()[1]
+
+    def accept(self, timeout=5.0):
+        """The next connection (TCP_NODELAY, 5 s timeout) and when it came."""
+        self.sock.settimeout(timeout)
+        c, _ = self.sock.accept()
+        c.settimeout(5)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return c, time.monotonic()
+
+    def handshake(self, name, token, ack=ACK_OK):
+        """Accepts a control channel and runs the server side; returns
+        (sock, nonce, key)."""
+        c, _ = self.accept(slow(5))
+        h = recv_exact(c, 37)
+        assert h == hello(0, digest(name)), f"client Hello {h.hex()}"
+        nonce = os.urandom(32)
+        c.sendall(hello(0, nonce))
+        auth = recv_exact(c, 32)
+        key = session_key(token, nonce)
+        assert auth == key, f"Auth {auth.hex()}, expected {key.hex()}"
+        c.sendall(ack)
+        return c, nonce, key
+
+    def close(self):
+        self.sock.close()
 
 
 FILE_LINE_COL = re.compile(r":(\d+):(\d+):")

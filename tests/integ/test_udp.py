@@ -19,7 +19,7 @@ import udp_helpers as uh
 
 SIZES = [0, 1, 1472, 2049, 8192, 65507]
 CREATE = b"\x00\x00\x00\x00"
-OK = b"\x00\x00\x00\x00"
+OK = mrlib.ACK_OK
 START_UDP = b"\x01\x00\x00\x00"
 
 
@@ -227,33 +227,19 @@ def test_udp_refused_mapping_does_not_hurt_others(procs, udp_echo):
     assert t.server.alive() and t.client.alive()
 
 
-def test_udp_server_restart(procs, udp_echo):
-    """The server stops and starts again on the same ports: the client
-    reconnects and UDP flows again."""
+@pytest.mark.parametrize("end", ["server", "client"])
+def test_udp_restart(procs, udp_echo, end):
+    """The server (on the same ports) or the client stops and starts again:
+    the client reconnects or the server takes the new one, and UDP flows
+    again."""
     e = udp_echo()
     t = uh.UdpTunnel(procs, e.port).start()
     v = uh.visitor()
     try:
         assert uh.exchange(v, b"before", t.addr, mrlib.slow(3)) == b"before"
-        rc, killed = t.server.stop()
+        rc, killed = getattr(t, end).stop()
         assert rc == 0 and not killed
-        t.start_server()
-        t.wait_ready(timeout=10)
-        assert uh.exchange(v, b"after", t.addr, mrlib.slow(3)) == b"after"
-    finally:
-        v.close()
-
-
-def test_udp_client_restart(procs, udp_echo):
-    """The client stops and a new one starts: UDP flows again."""
-    e = udp_echo()
-    t = uh.UdpTunnel(procs, e.port).start()
-    v = uh.visitor()
-    try:
-        assert uh.exchange(v, b"before", t.addr, mrlib.slow(3)) == b"before"
-        rc, killed = t.client.stop()
-        assert rc == 0 and not killed
-        t.start_client()
+        getattr(t, "start_" + end)()
         t.wait_ready(timeout=10)
         assert uh.exchange(v, b"after", t.addr, mrlib.slow(3)) == b"after"
     finally:
@@ -297,41 +283,6 @@ def test_udp_ipv4_visitors_ipv6_local(procs, udp_echo):
 TOKEN = "udp-wire-token"
 
 
-class FakeServer:
-    def __init__(self):
-        self.sock = mrlib.listen_socket()
-        self.port = self.sock.getsockname()[1]
-
-    def accept(self, timeout=5.0):
-        self.sock.settimeout(timeout)
-        c, _ = self.sock.accept()
-        c.settimeout(5)
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return c
-
-    def handshake(self, name):
-        c = self.accept(mrlib.slow(5))
-        h = recv_exact(c, 37)
-        assert h == hello(0, digest(name)), f"client Hello {h.hex()}"
-        nonce = os.urandom(32)
-        c.sendall(hello(0, nonce))
-        key = session_key(TOKEN, nonce)
-        auth = recv_exact(c, 32)
-        assert auth == key, f"Auth {auth.hex()}"
-        c.sendall(OK)
-        return c, key
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def fake_server():
-    f = FakeServer()
-    yield f
-    f.close()
-
-
 def read_frame(sock, timeout=5.0):
     """One frame's bytes, read as the spec's reader does: hlen, header,
     payload."""
@@ -347,11 +298,11 @@ def test_wire_fake_server_against_client(procs, udp_echo, fake_server):
     frames of every size, IPv6 `from`s, and an empty datagram."""
     e = udp_echo()
     svc = {"name": "udpsvc", "type": "udp", "token": TOKEN, "local": e.port}
-    m = procs.client(uh.client_toml(fake_server.port, [svc]))
-    ctl, key = fake_server.handshake("udpsvc")
+    m = procs.client(mrlib.client_toml(fake_server.port, [svc]))
+    ctl, _, key = fake_server.handshake("udpsvc", TOKEN)
     try:
         ctl.sendall(CREATE)
-        d = fake_server.accept(mrlib.slow(5))
+        d, _ = fake_server.accept(mrlib.slow(5))
         try:
             h = recv_exact(d, 37)
             assert h == hello(1, key), f"DataChannelHello {h.hex()}"
@@ -389,11 +340,11 @@ def test_wire_fake_server_malformed_frame_closes(procs, udp_echo, fake_server):
     data channel: the client closes it (it may close at once, §5.6)."""
     e = udp_echo()
     svc = {"name": "udpsvc", "type": "udp", "token": TOKEN, "local": e.port}
-    m = procs.client(uh.client_toml(fake_server.port, [svc]))
-    ctl, key = fake_server.handshake("udpsvc")
+    m = procs.client(mrlib.client_toml(fake_server.port, [svc]))
+    ctl, _, key = fake_server.handshake("udpsvc", TOKEN)
     try:
         ctl.sendall(CREATE)
-        d = fake_server.accept(mrlib.slow(5))
+        d, _ = fake_server.accept(mrlib.slow(5))
         try:
             assert recv_exact(d, 37) == hello(1, key)
             d.sendall(START_UDP + bytes.fromhex("0c 02000000 7f000001 6cca 0500 68656c6c6f"))
@@ -413,7 +364,7 @@ class UdpServerSide:
     def __init__(self, procs):
         self.bind = mrlib.free_port()
         self.udp_port = uh.free_udp_port()
-        toml = uh.server_toml(self.bind, [
+        toml = mrlib.server_toml(self.bind, [
             {"name": "dns", "type": "udp", "token": TOKEN, "port": self.udp_port},
         ], heartbeat_interval=0)
         self.proc = procs.server(toml)

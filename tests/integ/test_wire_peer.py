@@ -5,7 +5,6 @@
 (b) a fake SERVER against a molerat client.
 """
 import hashlib
-import os
 import socket
 import struct
 import threading
@@ -16,7 +15,7 @@ import pytest
 import mrlib
 from mrlib import HOST, digest, hello, recv_exact, session_key, wait_closed
 
-OK = b"\x00\x00\x00\x00"
+OK = mrlib.ACK_OK
 CREATE = b"\x00\x00\x00\x00"
 START_TCP = b"\x00\x00\x00\x00"
 START_UDP = b"\x01\x00\x00\x00"
@@ -335,44 +334,6 @@ def test_server_replaces_control_channel(procs):
 
 # ==========================================================================
 # (b) fake server against a molerat client
-
-
-class FakeServer:
-    """Listens on 127.0.0.1 for a molerat client."""
-
-    def __init__(self):
-        self.sock = mrlib.listen_socket()
-        self.port = self.sock.getsockname()[1]
-
-    def accept(self, timeout=5.0):
-        self.sock.settimeout(timeout)
-        c, _ = self.sock.accept()
-        c.settimeout(5)
-        return c, time.monotonic()
-
-    def handshake(self, name, token, ack=OK):
-        """Accepts a control channel and runs the server side; returns
-        (sock, nonce, key)."""
-        c, _ = self.accept(mrlib.slow(5))
-        h = recv_exact(c, 37)
-        assert h == hello(0, digest(name)), f"client Hello {h.hex()}"
-        nonce = os.urandom(32)
-        c.sendall(hello(0, nonce))
-        auth = recv_exact(c, 32)
-        key = session_key(token, nonce)
-        assert auth == key, f"Auth {auth.hex()}, expected {key.hex()}"
-        c.sendall(ack)
-        return c, nonce, key
-
-    def close(self):
-        self.sock.close()
-
-
-@pytest.fixture
-def fake_server():
-    f = FakeServer()
-    yield f
-    f.close()
 
 
 def start_client(procs, fake, local_port, relay="splice", **kw):

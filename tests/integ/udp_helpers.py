@@ -1,6 +1,5 @@
 """Helpers for the UDP integration tests: a UDP echo service in a thread,
-visitor sockets, bounded waits, and configs with IPv6 addresses (mrlib's
-builders write 127.0.0.1 only).
+visitor sockets, bounded waits, and a tunnel with one UDP service.
 
 Everything talks to 127.0.0.1 or ::1 only, and every wait is bounded.
 """
@@ -12,7 +11,6 @@ import threading
 import time
 
 import mrlib
-from mrlib import q
 
 HOST4 = "127.0.0.1"
 HOST6 = "::1"
@@ -21,10 +19,6 @@ MAX_DGRAM = 65507
 
 def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
-
-
-def hostport(host, port):
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def free_udp_port(host=HOST4):
@@ -142,40 +136,9 @@ def wait_udp_ready(host, port, timeout=8.0):
                     break
                 if got.startswith(b"probe-"):
                     return time.monotonic() - t0
-        raise AssertionError(f"UDP service {hostport(host, port)} not echoing after {mrlib.slow(timeout)}s")
+        raise AssertionError(f"UDP service {mrlib.hostport(host, port)} not echoing after {mrlib.slow(timeout)}s")
     finally:
         s.close()
-
-
-def server_toml(bind_port, services, heartbeat_interval=None, bind_host=HOST4):
-    """services: dicts with name, port, token, optional type, host."""
-    out = ["[server]", f"bind_addr = {q(hostport(bind_host, bind_port))}"]
-    if heartbeat_interval is not None:
-        out.append(f"heartbeat_interval = {heartbeat_interval}")
-    out.append("[server.services]")
-    for s in services:
-        out.append(f"[server.services.{q(s['name'])}]")
-        out.append(f"bind_addr = {q(hostport(s.get('host', HOST4), s['port']))}")
-        out.append(f"token = {q(s['token'])}")
-        if s.get("type"):
-            out.append(f"type = {q(s['type'])}")
-    return "\n".join(out) + "\n"
-
-
-def client_toml(server_port, services, server_host=HOST4, retry_interval=None):
-    """services: dicts with name, local (port), token, optional type,
-    local_host."""
-    out = ["[client]", f"remote_addr = {q(hostport(server_host, server_port))}"]
-    if retry_interval is not None:
-        out.append(f"retry_interval = {retry_interval}")
-    out.append("[client.services]")
-    for s in services:
-        out.append(f"[client.services.{q(s['name'])}]")
-        out.append(f"local_addr = {q(hostport(s.get('local_host', HOST4), s['local']))}")
-        out.append(f"token = {q(s['token'])}")
-        if s.get("type"):
-            out.append(f"type = {q(s['type'])}")
-    return "\n".join(out) + "\n"
 
 
 class UdpTunnel:
@@ -194,14 +157,14 @@ class UdpTunnel:
         self.client = None
 
     def start_server(self):
-        toml = server_toml(self.bind, [self.svc])
+        toml = mrlib.server_toml(self.bind, [self.svc])
         self.server = self.procs.server(toml)
         assert mrlib.wait_port(self.bind, mrlib.slow(5), proc=self.server), \
             f"server not listening on {self.bind}\n{self.server.tail()}"
         return self.server
 
     def start_client(self):
-        toml = client_toml(self.bind, [self.svc])
+        toml = mrlib.client_toml(self.bind, [self.svc])
         self.client = self.procs.client(toml, env=self.client_env)
         return self.client
 
