@@ -748,6 +748,7 @@ def session_key(token, nonce):
 
 
 ACK_OK = b"\x00\x00\x00\x00"
+CREATE_DATA_CHANNEL = b"\x00\x00\x00\x00"
 
 
 class FakeServer:
@@ -779,6 +780,15 @@ class FakeServer:
         assert auth == key, f"Auth {auth.hex()}, expected {key.hex()}"
         c.sendall(ack)
         return c, nonce, key
+
+    def data_channel(self, ctl, key):
+        """Sends CreateDataChannel on ctl, accepts the data channel and
+        checks its DataChannelHello carries the session key."""
+        ctl.sendall(CREATE_DATA_CHANNEL)
+        d, _ = self.accept(slow(5))
+        h = recv_exact(d, 37)
+        assert h == hello(1, key), f"DataChannelHello {h.hex()}"
+        return d
 
     def close(self):
         self.sock.close()

@@ -18,7 +18,7 @@ from mrlib import HOST, digest, hello, recv_exact, session_key, wait_closed
 import udp_helpers as uh
 
 SIZES = [0, 1, 1472, 2049, 8192, 65507]
-CREATE = b"\x00\x00\x00\x00"
+CREATE = mrlib.CREATE_DATA_CHANNEL
 OK = mrlib.ACK_OK
 START_UDP = b"\x01\x00\x00\x00"
 
@@ -301,11 +301,8 @@ def test_wire_fake_server_against_client(procs, udp_echo, fake_server):
     m = procs.client(mrlib.client_toml(fake_server.port, [svc]))
     ctl, _, key = fake_server.handshake("udpsvc", TOKEN)
     try:
-        ctl.sendall(CREATE)
-        d, _ = fake_server.accept(mrlib.slow(5))
+        d = fake_server.data_channel(ctl, key)
         try:
-            h = recv_exact(d, 37)
-            assert h == hello(1, key), f"DataChannelHello {h.hex()}"
             d.sendall(START_UDP)
             # the spec's frame, with a 127.0.0.1 visitor address
             f = bytes.fromhex("0c 00000000 7f000001 6cca 0500 68656c6c6f")
@@ -343,10 +340,8 @@ def test_wire_fake_server_malformed_frame_closes(procs, udp_echo, fake_server):
     m = procs.client(mrlib.client_toml(fake_server.port, [svc]))
     ctl, _, key = fake_server.handshake("udpsvc", TOKEN)
     try:
-        ctl.sendall(CREATE)
-        d, _ = fake_server.accept(mrlib.slow(5))
+        d = fake_server.data_channel(ctl, key)
         try:
-            assert recv_exact(d, 37) == hello(1, key)
             d.sendall(START_UDP + bytes.fromhex("0c 02000000 7f000001 6cca 0500 68656c6c6f"))
             assert wait_closed(d, mrlib.slow(5)) == b""
         finally:

@@ -16,7 +16,7 @@ import mrlib
 from mrlib import HOST, digest, hello, recv_exact, session_key, wait_closed
 
 OK = mrlib.ACK_OK
-CREATE = b"\x00\x00\x00\x00"
+CREATE = mrlib.CREATE_DATA_CHANNEL
 START_TCP = b"\x00\x00\x00\x00"
 START_UDP = b"\x01\x00\x00\x00"
 HEARTBEAT = b"\x01\x00\x00\x00"
@@ -347,11 +347,8 @@ def test_client_handshake_and_forward(procs, relay, echo, fake_server):
     m = start_client(procs, fake_server, echo.port, relay=relay)
     ctl, nonce, key = fake_server.handshake("echo", TOKEN)
     try:
-        ctl.sendall(CREATE)
-        d, _ = fake_server.accept(mrlib.slow(5))
+        d = fake_server.data_channel(ctl, key)
         try:
-            h = recv_exact(d, 37)
-            assert h == hello(1, key), f"DataChannelHello {h.hex()}"
             d.sendall(START_TCP)
             data = mrlib.payload(5, 2 << 20)
             th = threading.Thread(target=lambda: (d.sendall(data), d.shutdown(socket.SHUT_WR)), daemon=True)
@@ -464,10 +461,8 @@ def test_client_local_refused_closes_data_channel(procs, fake_server):
     start_client(procs, fake_server, dead)
     ctl, _, key = fake_server.handshake("echo", TOKEN)
     try:
-        ctl.sendall(CREATE)
-        d, _ = fake_server.accept(mrlib.slow(5))
+        d = fake_server.data_channel(ctl, key)
         try:
-            assert recv_exact(d, 37) == hello(1, key)
             d.sendall(START_TCP + b"data for nobody")
             assert wait_closed(d, mrlib.slow(5)) == b""
         finally:
