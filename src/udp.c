@@ -158,11 +158,12 @@ static bool gso_wanted(void)
 	return !(v && strcmp(v, "0") == 0);
 }
 
-/* Counts one dropped datagram. The reason is logged at warn level at most
- * once per UDP_WARN_EVERY_MS (with the count since), else at debug. */
-static void count_drop(struct udp_common *cm, const struct sock_addr *who, const char *why)
+/* Counts n dropped datagrams of one visitor. The reason is logged at warn
+ * level at most once per UDP_WARN_EVERY_MS (with the count since), else at
+ * debug. */
+static void count_drops(struct udp_common *cm, const struct sock_addr *who, const char *why, unsigned n)
 {
-	cm->st.dropped++;
+	cm->st.dropped += n;
 	char buf[SOCK_ADDR_STRLEN] = "?";
 	if (who)
 		sock_addr_str(who, buf, sizeof(buf));
@@ -188,6 +189,11 @@ static void moderate(struct loop *loop, struct io_watcher *w, struct rxmod *rm, 
 		loop_io_set(loop, w, 0);
 		loop_timer_start_us(loop, nap, us);
 	}
+}
+
+static void count_drop(struct udp_common *cm, const struct sock_addr *who, const char *why)
+{
+	count_drops(cm, who, why, 1);
 }
 
 static void count_bytes(struct udp_common *cm, int dir, size_t n)
@@ -780,8 +786,7 @@ static bool srv_send_err(void *owner, const struct udp_sendq *q, unsigned i, int
 	who.len = q->msg[i].msg_hdr.msg_namelen;
 	char why[96];
 	snprintf(why, sizeof(why), "sendto: %s", strerror(err));
-	count_drop(&u->cm, &who, why);
-	u->cm.st.dropped += ndrop - 1;
+	count_drops(&u->cm, &who, why, ndrop);
 	return true;   /* one visitor's error: the others still get theirs */
 }
 
@@ -1136,8 +1141,7 @@ static bool cli_send_err(void *owner, const struct udp_sendq *q, unsigned i, int
 	struct udp_map *m = c->sq_map;
 	char why[96];
 	snprintf(why, sizeof(why), "send to local_addr: %s", strerror(err));
-	count_drop(&c->cm, &m->visitor, why);
-	c->cm.st.dropped += ndrop - 1;
+	count_drops(&c->cm, &m->visitor, why, ndrop);
 	if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM || err == EMSGSIZE)
 		return true;
 	/* an error of the socket itself (ICMP): the mapping goes, and with
