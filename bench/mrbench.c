@@ -17,6 +17,12 @@
  *       keeps them open. Each "check" line on stdin prints a JSON line with
  *       how many held connections are still open and quiet; EOF on stdin
  *       closes everything and exits.
+ *   mrbench bare a VISITOR_PORT POOL_PORT N [spin]
+ *   mrbench bare b POOL_PORT SERVICE_PORT N [spin]
+ *       A floor for "lat" through a tunnel: the least work two processes of
+ *       a tunnel's shape can do for N sequential visitors (see bare_main).
+ *       Start b, then a; a prints "ready" once its pool is connected and it
+ *       listens. Each exits after N visitors (or at the first error).
  *
  * Every mode raises its own RLIMIT_NOFILE soft limit as far as it can. */
 #define _GNU_SOURCE
@@ -379,6 +385,135 @@ static int hold_main(int argc, char **argv)
 	return 0;
 }
 
+/* ---- bare ---- */
+
+/* The floor of a new tunnelled connection on this machine: what a tunnel of
+ * rathole's shape (visitor -> server -> data channel -> client -> service)
+ * cannot avoid, with everything else taken away. "a" (the server) holds N
+ * data channels connected in advance (no refill, no control channel); for
+ * each visitor it reads the first bytes, sends a 4-byte header and those
+ * bytes in one send on the next data channel, and copies the reply back.
+ * "b" (the client) reads the header and bytes, connects the service,
+ * forwards, and copies the reply back. Both serve one visitor at a time with
+ * blocking calls and no event loop, so a wait costs one wake-up and nothing
+ * more; with "spin" every wait is a busy loop instead (no sleeping at all,
+ * at the price of a whole CPU each). Each message must fit in 64 bytes. */
+enum { BARE_HDR = 4, BARE_MSG = 64 };
+
+static int bare_listen(const struct sockaddr_in *sa)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (s < 0)
+		return -1;
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (const struct sockaddr *)sa, sizeof(*sa)) != 0 || listen(s, 4096) != 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+static int bare_connect(const struct sockaddr_in *sa)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (s < 0)
+		return -1;
+	if (connect(s, (const struct sockaddr *)sa, sizeof(*sa)) != 0) {
+		close(s);
+		return -1;
+	}
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return s;
+}
+
+static int bare_accept(int l, int spin)
+{
+	int one = 1, c;
+	do
+		c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	while (c < 0 && spin && errno == EAGAIN);
+	if (c >= 0)
+		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return c;
+}
+
+/* Reads until at least min bytes (at most cap) are in buf; returns the count,
+ * or -1 on end of stream or error. */
+static ssize_t bare_read(int fd, char *buf, size_t min, size_t cap, int spin)
+{
+	size_t got = 0;
+	while (got < min) {
+		ssize_t r = recv(fd, buf + got, cap - got, spin ? MSG_DONTWAIT : 0);
+		if (r < 0 && spin && errno == EAGAIN)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static int bare_main(int argc, char **argv)
+{
+	if (argc < 6 || argc > 7 || (strcmp(argv[2], "a") != 0 && strcmp(argv[2], "b") != 0) ||
+	    (argc == 7 && strcmp(argv[6], "spin") != 0))
+		return fprintf(stderr, "usage: mrbench bare a|b LISTEN_PORT CONNECT_PORT N [spin]\n"), 2;
+	int is_a = argv[2][0] == 'a', spin = argc == 7;
+	struct sockaddr_in lsa, csa;
+	if (parse_addr("127.0.0.1", argv[3], &lsa) != 0 || parse_addr("127.0.0.1", argv[4], &csa) != 0)
+		return 2;
+	long n = parse_num(argv[5], "count");
+	int *pool = calloc((size_t)n, sizeof(*pool));
+	int l = -1;
+	if (!pool)
+		return perror("mrbench bare"), 1;
+	if (is_a) {
+		for (long i = 0; i < n; i++)
+			if ((pool[i] = bare_connect(&csa)) < 0)
+				return perror("mrbench bare a: connect to b"), 1;
+	}
+	if ((l = bare_listen(&lsa)) < 0)
+		return perror("mrbench bare: listen"), 1;
+	if (spin)
+		fcntl(l, F_SETFL, O_NONBLOCK);
+	if (!is_a) {
+		for (long i = 0; i < n; i++)
+			if ((pool[i] = bare_accept(l, spin)) < 0)
+				return perror("mrbench bare b: accept from a"), 1;
+	} else {
+		printf("ready\n");
+		fflush(stdout);
+	}
+	char buf[BARE_HDR + BARE_MSG];
+	for (long i = 0; i < n; i++) {
+		int dc = pool[i], peer;
+		ssize_t len;
+		if (is_a) {
+			if ((peer = bare_accept(l, spin)) < 0)
+				return perror("mrbench bare a: accept"), 1;
+			memset(buf, 0, BARE_HDR);
+			if ((len = bare_read(peer, buf + BARE_HDR, 1, BARE_MSG, spin)) < 0 ||
+			    send(dc, buf, (size_t)len + BARE_HDR, 0) != len + BARE_HDR)
+				return fprintf(stderr, "mrbench bare a: visitor %ld: no request\n", i), 1;
+		} else {
+			if ((len = bare_read(dc, buf, BARE_HDR + 1, sizeof(buf), spin)) < 0 ||
+			    (peer = bare_connect(&csa)) < 0 ||
+			    send(peer, buf + BARE_HDR, (size_t)len - BARE_HDR, 0) != len - BARE_HDR)
+				return fprintf(stderr, "mrbench bare b: visitor %ld: no request\n", i), 1;
+		}
+		/* the reply: from the data channel to the visitor (a), from the
+		 * service to the data channel (b) */
+		int from = is_a ? dc : peer, to = is_a ? peer : dc;
+		if ((len = bare_read(from, buf, 1, BARE_MSG, spin)) < 0 || send(to, buf, (size_t)len, 0) != len)
+			return fprintf(stderr, "mrbench bare %s: visitor %ld: no reply\n", argv[2], i), 1;
+		close(peer);
+		close(dc);
+	}
+	close(l);
+	free(pool);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -389,6 +524,9 @@ int main(int argc, char **argv)
 		return lat_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "hold") == 0)
 		return hold_main(argc, argv);
-	fprintf(stderr, "usage: mrbench echo | lat HOST PORT N TIMEOUT_MS | hold HOST PORT N BATCH TIMEOUT_MS\n");
+	if (argc >= 2 && strcmp(argv[1], "bare") == 0)
+		return bare_main(argc, argv);
+	fprintf(stderr, "usage: mrbench echo | lat HOST PORT N TIMEOUT_MS | hold HOST PORT N BATCH TIMEOUT_MS"
+		" | bare a|b LISTEN_PORT CONNECT_PORT N [spin]\n");
 	return 2;
 }
