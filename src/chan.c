@@ -21,9 +21,12 @@ struct chan {
 	enum chan_state state;
 	const struct chan_cbs *cbs;
 	void *owner;
-	bool in_cb;
+	bool in_io;                   /* inside chan_on_io: chan_send and chan_expect
+				       * leave the events to its end (one epoll_ctl
+				       * instead of one per call) */
 	size_t need, have;            /* reader: wants need bytes, has have */
 	bool hs_started;              /* the handshake was stepped at least once */
+	bool failed;                  /* on_error ran: watched for nothing any more */
 	bool watch;                   /* need == 0: watch for EOF and stray bytes
 				       * (chan_expect(0)); else idle between messages */
 	uint8_t in[CHAN_MSG_MAX];
@@ -37,8 +40,9 @@ static void chan_free(void *arg) { free(arg); }
 
 static void chan_fail(struct chan *c, int err)
 {
-	if (c->state == CHAN_DEAD)
+	if (c->state == CHAN_DEAD || c->failed)
 		return;
+	c->failed = true;
 	loop_io_set(c->loop, &c->w, 0);
 	c->cbs->on_error(c, c->owner, err);
 }
@@ -95,16 +99,25 @@ static void chan_read(struct chan *c)
 	}
 }
 
+static void chan_on_io_steps(struct chan *c, unsigned revents);
+
 static void chan_on_io(struct loop *loop, struct io_watcher *w, unsigned revents)
 {
 	struct chan *c = w->data;
+	c->in_io = true;
+	chan_on_io_steps(c, revents);
+	c->in_io = false;
+	/* what the owner's calls asked for, and what the steps left */
+	chan_update(c);
+}
+
+static void chan_on_io_steps(struct chan *c, unsigned revents)
+{
 	if (c->state == CHAN_HANDSHAKE) {
 		c->hs_started = true;
 		int r = xport_handshake(c->x);
-		if (r == -EAGAIN) {
-			chan_update(c);
+		if (r == -EAGAIN)
 			return;
-		}
 		if (r < 0) {
 			chan_fail(c, r);
 			return;
@@ -134,14 +147,12 @@ static void chan_on_io(struct loop *loop, struct io_watcher *w, unsigned revents
 		chan_fail(c, MR_EEOF);
 		return;
 	}
-	if (c->state == CHAN_OPEN && xport_pending(c->x) == 0)
-		chan_update(c);
 }
 
 /* Registers the events the chan waits for now. */
 static void chan_update(struct chan *c)
 {
-	if (c->state == CHAN_DEAD)
+	if (c->state == CHAN_DEAD || c->failed || c->in_io)
 		return;
 	unsigned ev;
 	if (c->state == CHAN_HANDSHAKE) {

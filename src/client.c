@@ -156,6 +156,8 @@ static void dc_on_local(void *arg, int fd, int err, const struct sock_addr *peer
 		.set = d->cl->env.relays,
 		.counters = d->counters,
 		.label = d->label,
+		/* the local service was connected a moment ago */
+		.idle_at_start = RELAY_SIDE_B,
 	};
 	int r = relay_start(&rc, dx, lx);
 	if (r < 0)

@@ -81,12 +81,18 @@ struct relay_cfg {
 	relay_done_cb done;                /* optional */
 	void *arg;
 	const char *label;                 /* for log lines, e.g. "service nas"; copied */
+	/* sides known to have nothing waiting at the start (RELAY_SIDE_A,
+	 * RELAY_SIDE_B): relay_start tries no read on them, the loop reports
+	 * when they have something (a data channel before StartForwardTcp,
+	 * a socket that has just connected) */
+	unsigned idle_at_start;
 };
+enum { RELAY_SIDE_A = 1u << 0, RELAY_SIDE_B = 1u << 1 };
 
 /* a and b must have finished their handshakes. Returns 0, or a negative
  * error (both xports closed, done not called). Bytes already waiting on
- * either end are moved before it returns, so a relay may also end (and
- * call done) before it returns 0. */
+ * either end (but those named in cfg->idle_at_start) are moved before it
+ * returns, so a relay may also end (and call done) before it returns 0. */
 int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b);
 
 #endif

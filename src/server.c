@@ -365,6 +365,8 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 		.set = s->srv->env.relays,
 		.counters = s->svc->counters,
 		.label = s->svc->name,
+		/* the client sends nothing before StartForwardTcp */
+		.idle_at_start = RELAY_SIDE_A,
 	};
 	int r = relay_start(&rc, dx, vx);
 	if (r < 0)

@@ -417,8 +417,10 @@ static void test_small_messages_are_copied(void **state)
 }
 
 /* Bytes waiting on an end when the relay starts are moved before
- * relay_start returns, without a loop iteration. */
-static void test_waiting_bytes_move_at_start(void **state)
+ * relay_start returns, without a loop iteration; but a side named in
+ * idle_at_start is not read then: what waits there crosses on the loop's
+ * first report. */
+static void waiting_at_start(void **state, unsigned idle_at_start)
 {
 	struct fixture *f = *state;
 	int p1[2], p2[2];
@@ -427,20 +429,100 @@ static void test_waiting_bytes_move_at_start(void **state)
 	assert_int_equal(write(p1[0], "hello", 5), 5);
 	assert_int_equal(write(p2[1], "world!", 6), 6);
 	usleep(10000); /* loopback delivery */
-	struct xport *a = xport_tcp_new(p1[1]);
-	struct xport *b = xport_tcp_new(p2[0]);
 	struct relay_cfg c = cfg_for(f, RELAY_AUTO);
-	assert_int_equal(relay_start(&c, a, b), 0);
+	c.idle_at_start = idle_at_start;
+	assert_int_equal(relay_start(&c, xport_tcp_new(p1[1]), xport_tcp_new(p2[0])), 0);
 	usleep(10000);
 	char got[16];
 	assert_int_equal(recv(p2[1], got, sizeof(got), MSG_DONTWAIT), 5);
 	assert_memory_equal(got, "hello", 5);
+	if (idle_at_start & RELAY_SIDE_B) {
+		assert_int_equal(recv(p1[0], got, sizeof(got), MSG_DONTWAIT), -1);
+		assert_int_equal(errno, EAGAIN);
+		f->stop_on_done = false;
+		fx_run(f, 50);
+		f->stop_on_done = true;
+	}
 	assert_int_equal(recv(p1[0], got, sizeof(got), MSG_DONTWAIT), 6);
 	assert_memory_equal(got, "world!", 6);
 	close(p1[0]);
 	close(p2[1]);
 	fx_run(f, 5000); /* both ends closed: the relay ends */
 	assert_int_equal(f->done_calls, 1);
+}
+
+static void test_waiting_bytes_move_at_start(void **state) { waiting_at_start(state, 0); }
+static void test_idle_at_start_waits_for_loop(void **state) { waiting_at_start(state, RELAY_SIDE_B); }
+
+/* A plain tcp xport that counts its reads, to see the relay's syscalls. */
+struct counting_xport {
+	struct xport base;
+	struct xport *inner;
+	unsigned reads, eagain;
+};
+
+static ssize_t cnt_read(struct xport *x, void *buf, size_t len)
+{
+	struct counting_xport *c = (struct counting_xport *)x;
+	ssize_t n = xport_read(c->inner, buf, len);
+	c->reads++;
+	c->eagain += n == -EAGAIN;
+	return n;
+}
+static ssize_t cnt_write(struct xport *x, const void *b, size_t n)
+{
+	return xport_write(((struct counting_xport *)x)->inner, b, n);
+}
+static int cnt_shutdown(struct xport *x) { return xport_shutdown_wr(((struct counting_xport *)x)->inner); }
+static unsigned cnt_want(struct xport *x) { return xport_want(((struct counting_xport *)x)->inner); }
+static void cnt_close(struct xport *x)
+{
+	struct counting_xport *c = (struct counting_xport *)x;
+	xport_close(c->inner);
+	c->inner = NULL;
+}
+
+static const struct xport_ops cnt_ops = {
+	.name = "counting", .read = cnt_read, .write = cnt_write, .shutdown_wr = cnt_shutdown,
+	.want = cnt_want, .close = cnt_close,
+};
+
+/* A read from a plain socket that returns less than it asked for emptied
+ * the socket, so the relay waits for the loop instead of reading again just
+ * to be told EAGAIN: each small message costs one read. */
+static void test_short_read_waits_for_loop(void **state)
+{
+	struct fixture *f = *state;
+	int p1[2], p2[2];
+	make_pair(TRANSPORT_TCP, p1, 0);
+	make_pair(TRANSPORT_TCP, p2, 0);
+	struct counting_xport cx = { .inner = xport_tcp_new(p1[1]) };
+	assert_non_null(cx.inner);
+	cx.base = (struct xport){ .ops = &cnt_ops, .fd = p1[1], .splice_fd = p1[1] };
+	assert_int_equal(write(p1[0], "one", 3), 3);
+	usleep(10000);
+	struct relay_cfg c = cfg_for(f, RELAY_COPY);
+	c.idle_at_start = RELAY_SIDE_B;
+	assert_int_equal(relay_start(&c, &cx.base, xport_tcp_new(p2[0])), 0);
+	assert_int_equal(cx.reads, 1);
+	assert_int_equal(cx.eagain, 0);
+	f->stop_on_done = false;
+	char got[16];
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(write(p1[0], "more", 4), 4);
+		usleep(10000);
+		fx_run(f, 20);
+	}
+	assert_int_equal(recv(p2[1], got, sizeof(got), MSG_DONTWAIT), 15);
+	assert_memory_equal(got, "onemoremoremore", 15);
+	assert_int_equal(cx.reads, 4);
+	assert_int_equal(cx.eagain, 0);
+	close(p1[0]);
+	close(p2[1]);
+	f->stop_on_done = true;
+	fx_run(f, 5000);
+	assert_int_equal(f->done_calls, 1);
+	assert_null(cx.inner);
 }
 
 static void test_bulk_tcp_splice(void **state) { bulk(state, TRANSPORT_TCP, RELAY_AUTO); }
@@ -1131,6 +1213,8 @@ int main(void)
 		T(test_bulk_tcp_splice),
 		T(test_small_messages_are_copied),
 		T(test_waiting_bytes_move_at_start),
+		T(test_idle_at_start_waits_for_loop),
+		T(test_short_read_waits_for_loop),
 		T(test_bulk_tcp_copy),
 		T(test_bulk_unix_splice),
 		T(test_bulk_unix_copy),
