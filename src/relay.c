@@ -168,7 +168,7 @@ struct relay_dir {
 	bool use_splice;         /* the next read goes through the pipe; false: copy */
 	bool held_on_stack;      /* data points into the pump's scratch buffer */
 	bool drained;            /* the last copy read from a plain socket took less than
-				  * it asked for: src is empty */
+				  * it asked for, and its bytes went out in the same pump */
 	unsigned want;           /* events awaited: on src when READING, on dst otherwise */
 	/* splice path: the borrowed pipe and the bytes in it; the pipe is held
 	 * only while pipe_len > 0 (and inside a pump) */
@@ -267,9 +267,9 @@ static ssize_t copy_fill(struct relay_dir *dir, struct xport *src, unsigned char
 		dir->data = p;
 		dir->len = (size_t)n;
 		dir->held_on_stack = p == scratch;
-		/* only a plain socket's short read proves it empty: a transport
-		 * may hold an end of stream or more records inside */
-		dir->drained = (size_t)n < cap && src->splice_fd >= 0;
+		/* only a plain socket's short read counts: a transport may
+		 * hold an end of stream or more records inside */
+		dir->drained = (size_t)n < cap && src->splice_fd >= 0 && xport_pending(src) == 0;
 	} else if (n == -EAGAIN) {
 		dir->want = xport_want(src);
 		/* idle: give the memory back */
@@ -464,8 +464,11 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 
 		case RDIR_WRITING:
 			n = dir->pipe_len ? splice_flush(r, dir, dst) : copy_flush(dir, dst);
-			if (n == -EAGAIN)
+			if (n == -EAGAIN) {
+				/* src may fill up meanwhile: read it after the wait */
+				dir->drained = false;
 				goto out;
+			}
 			if (n < 0) {
 				rc = (int)n;
 				goto out;
@@ -478,6 +481,7 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 				/* a short write on a plain socket means its send
 				 * buffer is full: wait instead of an EAGAIN syscall */
 				if (dst->splice_fd >= 0) {
+					dir->drained = false;
 					dir->want = LOOP_WRITE;
 					goto out;
 				}
@@ -485,11 +489,13 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 			}
 			dir->state = dir->rd_eof ? RDIR_SHUTTING : RDIR_READING;
 			if (dir->state == RDIR_READING && dir->drained) {
-				/* a read that took less than it asked for emptied
-				 * the socket's receive queue (recv copies all that
-				 * is queued): the next read would say EAGAIN, so
-				 * wait for the loop instead (level-triggered epoll
-				 * reports whatever came since) */
+				/* a read that took less than it asked for found
+				 * the receive queue empty (recv copies what is
+				 * queued; what the socket's backlog or an urgent
+				 * mark held back makes the fd readable again): the
+				 * next read would most likely say EAGAIN, so leave
+				 * it to the loop, whose level-triggered epoll
+				 * reports whatever is there, an end of stream too */
 				dir->drained = false;
 				dir->want = LOOP_READ;
 				goto out;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -30,10 +31,12 @@ struct fix {
 	int drains;
 	int err;
 	bool errored;
+	int errors;
 	/* what to do in callbacks */
 	size_t next_expect;     /* after a message: expect this many (0: nothing) */
 	bool close_on_msg;
 	bool stop_on_msg;
+	bool keep_on_error;     /* on_error leaves the chan open */
 };
 
 static void on_guard(struct loop *loop, struct timer *t) { loop_stop(loop); }
@@ -72,7 +75,10 @@ static void cb_error(struct chan *c, void *owner, int err)
 {
 	struct fix *f = owner;
 	f->errored = true;
+	f->errors++;
 	f->err = err;
+	if (f->keep_on_error)
+		return;
 	chan_close(c);
 	f->c = NULL;
 	loop_stop(f->loop);
@@ -209,6 +215,31 @@ static void test_eof_mid_message(void **state)
 	assert_int_equal(f->msgs, 0);
 }
 
+/* An owner that keeps the chan after on_error hears of the error once: the
+ * chan watches for nothing any more (no second report, no busy loop on the
+ * socket that stays readable at EOF), also when the error came up inside
+ * the chan's own event handling, which re-registers at its end. */
+static void test_error_reported_once(void **state)
+{
+	struct fix *f = *state;
+	f->keep_on_error = true;
+	chan_expect(f->c, 37);
+	assert_int_equal(write(f->peer, "0123", 4), 4);
+	shutdown(f->peer, SHUT_WR);
+	run(f, 100);
+	assert_int_equal(f->errors, 1);
+	assert_int_equal(f->err, MR_EEOF);
+	/* nor after the owner asks for more; and the loop sleeps meanwhile */
+	chan_expect(f->c, 4);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+	run(f, 200);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+	double cpu_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	assert_true(cpu_ms < 100);
+	assert_int_equal(f->errors, 1);
+}
+
 static void test_stray_bytes(void **state)
 {
 	struct fix *f = *state;
@@ -267,6 +298,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_send_and_drain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eof_mid_message, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_reported_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stray_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_inside_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach, setup, teardown),
