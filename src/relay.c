@@ -315,8 +315,8 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 		ssize_t n = splice(src->splice_fd, NULL, dir->pipe.wr, NULL, RELAY_PIPE_SIZE,
 				   RELAY_SPLICE_FLAGS);
 		if (n >= 0) {
-			/* a short splice read says nothing: it stops at the
-			 * first chunk when non-blocking */
+			/* a short splice read says nothing about the socket
+			 * (the pipe's slots may run out first) */
 			dir->drained = false;
 			dir->pipe_len = (size_t)n;
 			return n;
