@@ -238,3 +238,26 @@ def test_ipv6_everywhere(procs, relay):
         assert mrlib.port_refuses(svc), "service bound on IPv4 too: expected [::1] only"
     finally:
         e.close()
+
+
+def test_host_names_resolved(procs, relay):
+    """remote_addr and local_addr given as host names: the client resolves
+    them with c-ares inside its loop (remote_addr per control-channel
+    attempt, local_addr per visitor) and the bytes still cross intact. The
+    names are "localhost" (/etc/hosts: a loopback address on every machine)."""
+    e = mrlib.EchoServer(host="127.0.0.1")
+    try:
+        bind, svc = mrlib.free_port(), mrlib.free_port()
+        procs.server(f'[server]\nbind_addr = "127.0.0.1:{bind}"\n[server.services.named]\n'
+                     f'bind_addr = "127.0.0.1:{svc}"\ntoken = "name"\n', env=mrlib.relay_env(relay))
+        assert mrlib.wait_port(bind, mrlib.slow(5)), procs.dump()
+        procs.client(f'[client]\nremote_addr = "localhost:{bind}"\n[client.services.named]\n'
+                     f'local_addr = "localhost:{e.port}"\ntoken = "name"\n', env=mrlib.relay_env(relay))
+        ok, last, _ = mrlib.wait_roundtrip(svc, mrlib.echo_expect, timeout=mrlib.slow(8))
+        assert ok, f"{last!r}\n{procs.dump()}"
+        for i in range(3):
+            data = mrlib.payload(70 + i, 1 << 20)
+            got = mrlib.roundtrip(svc, data, timeout=mrlib.slow(20))
+            assert mrlib.sha(got) == mrlib.sha(data)
+    finally:
+        e.close()
