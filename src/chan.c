@@ -234,17 +234,25 @@ void chan_set_owner(struct chan *c, const struct chan_cbs *cbs, void *owner)
 	c->owner = owner;
 }
 
-struct xport *chan_detach(struct chan *c)
+static struct xport *chan_release(struct chan *c, bool closing)
 {
 	struct xport *x = c->x;
-	loop_io_stop(c->loop, &c->w);
+	if (closing)
+		loop_io_forget(c->loop, &c->w);
+	else
+		loop_io_stop(c->loop, &c->w);
 	c->state = CHAN_DEAD;
 	c->x = NULL;
 	loop_defer(c->loop, chan_free, c);
 	return x;
 }
 
+struct xport *chan_detach(struct chan *c)
+{
+	return chan_release(c, false);
+}
+
 void chan_close(struct chan *c)
 {
-	xport_close(chan_detach(c));
+	xport_close(chan_release(c, true));
 }

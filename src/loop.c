@@ -157,11 +157,12 @@ int loop_io_set(struct loop *l, struct io_watcher *w, unsigned events)
 	return 0;
 }
 
-void loop_io_stop(struct loop *l, struct io_watcher *w)
+static void io_unwatch(struct loop *l, struct io_watcher *w, bool del)
 {
 	if (w->fd < 0)
 		return;
-	epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+	if (del)
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	w->fd = -1;
 	w->events = 0;
 	/* stale-event guard: forget events for w still in this batch */
@@ -169,6 +170,17 @@ void loop_io_stop(struct loop *l, struct io_watcher *w)
 		if (l->events[i].data.ptr == w)
 			l->events[i].data.ptr = NULL;
 	}
+}
+
+void loop_io_stop(struct loop *l, struct io_watcher *w)
+{
+	io_unwatch(l, w, true);
+}
+
+void loop_io_forget(struct loop *l, struct io_watcher *w)
+{
+	/* the close that follows takes the fd out of the epoll set */
+	io_unwatch(l, w, false);
 }
 
 /* ---- timers: binary min-heap on (deadline, seq) ---- */

@@ -81,6 +81,11 @@ void loop_io_init(struct io_watcher *w, io_cb cb, void *data);
 int loop_io_start(struct loop *loop, struct io_watcher *w, int fd, unsigned events);
 int loop_io_set(struct loop *loop, struct io_watcher *w, unsigned events);
 void loop_io_stop(struct loop *loop, struct io_watcher *w);
+/* loop_io_stop for an fd the caller closes right away and that no other
+ * descriptor refers to (no dup, no fork): the close takes it out of the
+ * epoll set, so no epoll_ctl is spent. Events of this batch are dropped as
+ * with loop_io_stop. */
+void loop_io_forget(struct loop *loop, struct io_watcher *w);
 static inline bool loop_io_active(const struct io_watcher *w) { return w->fd >= 0; }
 
 /* Timers (one-shot; re-arm from the callback for periodic work). _us for

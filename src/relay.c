@@ -601,7 +601,7 @@ static void relay_end(struct relay *r, int err)
 		return;
 	r->state = RELAY_CLOSED;
 	for (int s = 0; s < 2; s++)
-		loop_io_stop(r->loop, &r->side[s].w);
+		loop_io_forget(r->loop, &r->side[s].w);  /* both are closed below */
 	loop_timer_stop(r->loop, &r->resume);
 	for (int d = 0; d < 2; d++) {
 		struct relay_dir *dir = &r->dir[d];

@@ -314,6 +314,42 @@ static void test_io_set(void **state)
 	loop_free(loop);
 }
 
+/* loop_io_forget then close: the close took the fd out of the epoll set,
+ * so the same fd number, now another socket, can be watched afresh (ADD
+ * would say EEXIST if the old registration were left) and only its new
+ * watcher hears of it. */
+static void test_io_forget(void **state)
+{
+	(void)state;
+	struct loop *loop;
+	assert_int_equal(loop_new(&loop), 0);
+	int a[2], b[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+	struct wr old = { 0 }, fresh = { 0 };
+	loop_io_init(&old.w, on_wr, &old);
+	loop_io_init(&fresh.w, on_wr, &fresh);
+	int num = a[0];
+	assert_int_equal(loop_io_start(loop, &old.w, num, LOOP_WRITE), 0);
+	loop_io_forget(loop, &old.w);
+	assert_false(loop_io_active(&old.w));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+	close(num);
+	close(a[1]);
+	assert_int_equal(dup2(b[0], num), num);   /* the same number, another socket */
+	close(b[0]);
+	assert_int_equal(loop_io_start(loop, &fresh.w, num, LOOP_WRITE), 0);
+	struct timer t;
+	loop_timer_init(&t, on_stop, NULL);
+	loop_timer_start(loop, &t, 30);
+	assert_int_equal(loop_run(loop), 0);
+	assert_int_equal(fresh.writable, 1);
+	assert_int_equal(old.writable, 0);
+	loop_io_stop(loop, &fresh.w);
+	close(num);
+	close(b[1]);
+	loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +360,7 @@ int main(void)
 		cmocka_unit_test(test_deferred),
 		cmocka_unit_test(test_signals),
 		cmocka_unit_test(test_io_set),
+		cmocka_unit_test(test_io_forget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
