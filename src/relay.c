@@ -167,8 +167,6 @@ struct relay_dir {
 	bool can_splice;         /* both ends take splice (false for good after EINVAL) */
 	bool use_splice;         /* the next read goes through the pipe; false: copy */
 	bool held_on_stack;      /* data points into the pump's scratch buffer */
-	bool drained;            /* the last copy read from a plain socket took less than
-				  * it asked for, and its bytes went out in the same pump */
 	unsigned want;           /* events awaited: on src when READING, on dst otherwise */
 	/* splice path: the borrowed pipe and the bytes in it; the pipe is held
 	 * only while pipe_len > 0 (and inside a pump) */
@@ -245,8 +243,10 @@ static void dir_buf_release(struct relay_dir *dir)
 /* ---- copy path ---- */
 
 /* Reads from src into buf (or the scratch buffer). Returns bytes, 0 at end
- * of stream, -EAGAIN (dir->want set) or an error. */
-static ssize_t copy_fill(struct relay_dir *dir, struct xport *src, unsigned char *scratch)
+ * of stream, -EAGAIN (dir->want set) or an error; with bytes, *drained says
+ * whether the read emptied a plain socket (see relay_pump). */
+static ssize_t copy_fill(struct relay_dir *dir, struct xport *src, unsigned char *scratch,
+			 bool *drained)
 {
 	unsigned char *p;
 	size_t cap;
@@ -269,7 +269,7 @@ static ssize_t copy_fill(struct relay_dir *dir, struct xport *src, unsigned char
 		dir->held_on_stack = p == scratch;
 		/* only a plain socket's short read counts: a transport may
 		 * hold an end of stream or more records inside */
-		dir->drained = (size_t)n < cap && src->splice_fd >= 0 && xport_pending(src) == 0;
+		*drained = (size_t)n < cap && src->splice_fd >= 0 && xport_pending(src) == 0;
 	} else if (n == -EAGAIN) {
 		dir->want = xport_want(src);
 		/* idle: give the memory back */
@@ -297,7 +297,7 @@ static ssize_t copy_flush(struct relay_dir *dir, struct xport *dst)
 /* ---- splice path ---- */
 
 static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport *src,
-			   unsigned char *scratch)
+			   unsigned char *scratch, bool *drained)
 {
 	if (dir->pipe.rd < 0) {
 		int rc = pipe_pool_get(r->pipes, &dir->pipe);
@@ -305,7 +305,7 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 			log_debug("relay %s: no pipe (%s): copying instead of splicing",
 				  r->label, mr_strerror(rc));
 			dir->use_splice = dir->can_splice = false;
-			return copy_fill(dir, src, scratch);
+			return copy_fill(dir, src, scratch, drained);
 		}
 	}
 	for (;;) {
@@ -317,7 +317,7 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 		if (n >= 0) {
 			/* a short splice read says nothing about the socket
 			 * (the pipe's slots may run out first) */
-			dir->drained = false;
+			*drained = false;
 			dir->pipe_len = (size_t)n;
 			return n;
 		}
@@ -332,7 +332,7 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 			log_debug("relay %s: splice from fd %d: %s: copying instead",
 				  r->label, src->splice_fd, strerror(e));
 			dir->use_splice = dir->can_splice = false;
-			return copy_fill(dir, src, scratch);
+			return copy_fill(dir, src, scratch, drained);
 		}
 		return -e;
 	}
@@ -431,6 +431,9 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 	size_t budget = RELAY_BUDGET;
 	ssize_t n;
 	int rc = 0;
+	/* the last read took less than it asked from a plain socket; it holds
+	 * only within this pump (after a wait for dst, src is read again) */
+	bool drained = false;
 
 	for (;;) {
 		switch (dir->state) {
@@ -441,8 +444,8 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 				dir->want = LOOP_READ;
 				goto out;
 			}
-			n = dir->use_splice ? splice_fill(r, dir, src, scratch)
-					    : copy_fill(dir, src, scratch);
+			n = dir->use_splice ? splice_fill(r, dir, src, scratch, &drained)
+					    : copy_fill(dir, src, scratch, &drained);
 			if (n == -EAGAIN)
 				goto out;
 			if (n < 0) {
@@ -464,11 +467,8 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 
 		case RDIR_WRITING:
 			n = dir->pipe_len ? splice_flush(r, dir, dst) : copy_flush(dir, dst);
-			if (n == -EAGAIN) {
-				/* src may fill up meanwhile: read it after the wait */
-				dir->drained = false;
+			if (n == -EAGAIN)
 				goto out;
-			}
 			if (n < 0) {
 				rc = (int)n;
 				goto out;
@@ -481,14 +481,13 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 				/* a short write on a plain socket means its send
 				 * buffer is full: wait instead of an EAGAIN syscall */
 				if (dst->splice_fd >= 0) {
-					dir->drained = false;
 					dir->want = LOOP_WRITE;
 					goto out;
 				}
 				break;
 			}
 			dir->state = dir->rd_eof ? RDIR_SHUTTING : RDIR_READING;
-			if (dir->state == RDIR_READING && dir->drained) {
+			if (dir->state == RDIR_READING && drained) {
 				/* a read that took less than it asked for found
 				 * the receive queue empty (recv copies what is
 				 * queued; what the socket's backlog or an urgent
@@ -496,7 +495,6 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 				 * next read would most likely say EAGAIN, so leave
 				 * it to the loop, whose level-triggered epoll
 				 * reports whatever is there, an end of stream too */
-				dir->drained = false;
 				dir->want = LOOP_READ;
 				goto out;
 			}
