@@ -12,12 +12,24 @@ scripts/build.sh build >/dev/null
 
 work=$(mktemp -d /tmp/molerat-demo.XXXXXX)
 pids=()
+# Stops everything this script started, within a second: SIGTERM (a
+# background job of a script ignores SIGINT, so SIGINT would not do), then
+# SIGKILL for whatever is still there after 0.8 s.
 cleanup() {
-	for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+	trap - EXIT INT TERM
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for _ in 1 2 3 4 5 6 7 8; do
+		alive=0
+		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo; echo "demo: stopping"; exit 0' INT TERM
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 svc_port=$(free_port); ctl_port=$(free_port); pub_port=$(free_port)
@@ -81,4 +93,5 @@ if [ "${1:-}" = "--once" ]; then
 	exit 0
 fi
 echo "Press Ctrl-C to stop."
-wait "${pids[1]}"
+# returns when molerat's server ends, or at once on Ctrl-C (the trap runs)
+wait "${pids[1]}" || true

@@ -1750,3 +1750,28 @@ size_t conf_warnings(const struct conf *c, enum conf_mode mode,
 	}
 	return x.n;
 }
+
+static void unsupported_transport(struct wctx *x, const char *sec, const struct conf_transport *t,
+				  bool server)
+{
+	struct kpath tp = kp_add(kp(sec), "transport");
+	if (t->type != XPORT_TCP)
+		wemit(x, kp_add(tp, "type"), "the %s transport is not supported by this build of molerat "
+					    "yet; use type = \"tcp\", or run rathole at both ends until it is",
+		      conf_xport_type_name(t->type));
+	if (!server && t->tcp.proxy)
+		wemit(x, kp_add(kp_add(tp, "tcp"), "proxy"), "connecting through a proxy is not supported by "
+							   "this build of molerat yet; remove proxy to connect "
+							   "directly, or run rathole as the client until it is");
+}
+
+size_t conf_unsupported(const struct conf *c, enum conf_mode mode,
+			void (*fail)(void *arg, const char *line), void *arg)
+{
+	struct wctx x = { .c = c, .warn = fail, .arg = arg };
+	if (c->server && mode != MODE_CLIENT)
+		unsupported_transport(&x, "server", &c->server->transport, true);
+	if (c->client && mode != MODE_SERVER)
+		unsupported_transport(&x, "client", &c->client->transport, false);
+	return x.n;
+}

@@ -151,6 +151,16 @@ enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct 
 size_t conf_warnings(const struct conf *c, enum conf_mode mode,
 		     void (*warn)(void *arg, const char *line), void *arg);
 
+/* Settings this build accepts in the file (rathole does) but cannot honour
+ * yet: a transport other than tcp (tls, noise, websocket), a client's
+ * [client.transport.tcp] proxy. One line each, "FILE:LINE:COL: key.path:
+ * what; what to do", passed to fail() (NULL to only count), for the
+ * section(s) mode selects as in conf_warnings. A caller treats any as an
+ * error: `molerat check` and a start both refuse such a file, so a key
+ * molerat accepts is a key it acts on. Returns how many. */
+size_t conf_unsupported(const struct conf *c, enum conf_mode mode,
+			void (*fail)(void *arg, const char *line), void *arg);
+
 /* Hot reload (spec §9.2): compares two validated configs.
  * CONF_SAME: nothing to do. CONF_GENERAL: a section was added or removed,
  * or a key outside the services changed (reload class general): restart

@@ -47,6 +47,11 @@ static void print_warning(void *arg, const char *line)
 	fprintf(stderr, "%s: warning: %s\n", (const char *)arg, line);
 }
 
+static void print_error(void *arg, const char *line)
+{
+	fprintf(stderr, "%s\n", line);
+}
+
 static void print_services(const char *role, const struct conf_service *svcs, size_t n, bool server)
 {
 	printf("%s: %zu service%s\n", role, n, n == 1 ? "" : "s");
@@ -59,6 +64,7 @@ static void print_services(const char *role, const struct conf_service *svcs, si
 
 static int cmd_check(const struct cli_opts *o)
 {
+	log_init_from_env();   /* a bad MOLERAT_LOG is warned about here too */
 	struct conf_error err;
 	struct conf *c = conf_load_file(o->config, &err);
 	if (!c) {
@@ -72,6 +78,11 @@ static int cmd_check(const struct cli_opts *o)
 		conf_pick_mode(c, o->mode, &err);
 		fprintf(stderr, "%s\n", err.msg);
 		rc = EXIT_FAIL;
+	}
+	if (conf_unsupported(c, show_server && show_client ? MODE_AUTO : show_server ? MODE_SERVER : MODE_CLIENT,
+			     print_error, NULL)) {
+		conf_free(c);
+		return EXIT_FAIL;
 	}
 	if (show_server) {
 		printf("%s: valid; server on %s, transport %s\n", o->config, c->server->bind_addr,
@@ -130,6 +141,10 @@ static int cmd_run(const struct cli_opts *o)
 		conf_free(c);
 		return EXIT_FAIL;
 	}
+	if (conf_unsupported(c, mode, print_error, NULL)) {
+		conf_free(c);
+		return EXIT_FAIL;
+	}
 	conf_warnings(c, mode, log_conf_warning, (void *)o->config);
 	log_debug("file descriptor limit: %ld", nofile);
 
@@ -157,12 +172,6 @@ static int cmd_run(const struct cli_opts *o)
 		.fatal = on_fatal,
 		.arg = &in,
 	};
-	const struct conf_transport *t = mode == MODE_SERVER ? &c->server->transport : &c->client->transport;
-	if (r == 0 && t->type != XPORT_TCP) {
-		log_error("transport \"%s\" is not supported by this build yet; use type = \"tcp\"",
-			  conf_xport_type_name(t->type));
-		r = MR_EFORMAT;
-	}
 	if (r == 0) {
 		if (mode == MODE_SERVER)
 			r = server_new(&env, c->server, &in.server);
