@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "keygen.h"
+#include "base/err.h"
+#include "codec/keygen.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 

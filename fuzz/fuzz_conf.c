@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
+#include "codec/conf.h"
 
 static const char fixed_text[] =
 	"[server]\nbind_addr = \"0.0.0.0:2333\"\ndefault_token = \"t\"\n"

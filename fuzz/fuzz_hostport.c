@@ -1,22 +1,22 @@
-/* fuzz_hostport: sock_split_host_port and sock_addr_from_literal on any
+/* fuzz_hostport: addr_split_host_port and addr_from_literal on any
  * input, with invariants: a split result is a non-empty host shorter than
  * the input and hostcap, without brackets, and the port is the decimal
- * value of the text after the last ':'; a literal formats (sock_addr_str)
- * into less than SOCK_ADDR_STRLEN bytes, and that text splits and parses
+ * value of the text after the last ':'; a literal formats (addr_str)
+ * into less than ADDR_STRLEN bytes, and that text splits and parses
  * back to the same address. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "sock.h"
+#include "base/err.h"
+#include "codec/addr.h"
 
 enum { MAX_INPUT = 4096 };
 
 static void check_literal(const char *host, uint16_t port)
 {
-	struct sock_addr a, b;
-	int r = sock_addr_from_literal(host, port, &a);
+	struct addr a, b;
+	int r = addr_from_literal(host, port, &a);
 	if (r != 0) {
 		if (r != MR_EFORMAT)
 			abort();
@@ -24,20 +24,20 @@ static void check_literal(const char *host, uint16_t port)
 	}
 	if (a.ss.ss_family != AF_INET && a.ss.ss_family != AF_INET6)
 		abort();
-	if (sock_addr_port(&a) != port)
+	if (addr_port(&a) != port)
 		abort();
-	char buf[SOCK_ADDR_STRLEN];
+	char buf[ADDR_STRLEN];
 	/* poison, to see the string is terminated inside the buffer */
 	memset(buf, 'Z', sizeof(buf));
-	sock_addr_str(&a, buf, sizeof(buf));
+	addr_str(&a, buf, sizeof(buf));
 	size_t len = strnlen(buf, sizeof(buf));
 	if (len == 0 || len >= sizeof(buf) - 1)
 		abort();
-	char h2[SOCK_ADDR_STRLEN];
+	char h2[ADDR_STRLEN];
 	uint16_t p2 = 0;
-	if (sock_split_host_port(buf, h2, sizeof(h2), &p2) != 0 || p2 != port)
+	if (addr_split_host_port(buf, h2, sizeof(h2), &p2) != 0 || p2 != port)
 		abort();
-	if (sock_addr_from_literal(h2, p2, &b) != 0 || !sock_addr_equal(&a, &b))
+	if (addr_from_literal(h2, p2, &b) != 0 || !addr_equal(&a, &b))
 		abort();
 }
 
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char host[256];
 	uint16_t port = 0;
-	int r = sock_split_host_port(in, host, sizeof(host), &port);
+	int r = addr_split_host_port(in, host, sizeof(host), &port);
 	if (r != 0 && r != MR_EFORMAT)
 		abort();
 	if (r == 0) {
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* a smaller hostcap agrees or refuses */
 		char small[8];
 		uint16_t sp = 0;
-		int rs = sock_split_host_port(in, small, sizeof(small), &sp);
+		int rs = addr_split_host_port(in, small, sizeof(small), &sp);
 		if (rs == 0 ? (strcmp(small, host) != 0 || sp != port) : (rs != MR_EFORMAT || hl < sizeof(small)))
 			abort();
 		check_literal(host, port);

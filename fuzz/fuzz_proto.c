@@ -9,8 +9,8 @@
 
 #include <netinet/in.h>
 
-#include "err.h"
-#include "proto.h"
+#include "base/err.h"
+#include "codec/proto.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 
@@ -45,7 +45,7 @@ static void check_tag(const uint8_t *in, size_t len, int r, uint32_t v, uint32_t
 
 static void fuzz_udp(const uint8_t *in, size_t len)
 {
-	struct sock_addr a;
+	struct addr a;
 	uint16_t plen;
 	uint8_t out[1 + PROTO_UDP_HDR_V6];
 	int r = proto_decode_udp_hdr(in, len, &a, &plen);
@@ -65,7 +65,7 @@ static void fuzz_udp(const uint8_t *in, size_t len)
 		CHECK(a.ss.ss_family == AF_INET && a.len == sizeof(struct sockaddr_in));
 	}
 	/* decoding the re-encoding gives the same address */
-	struct sock_addr b;
+	struct addr b;
 	uint16_t plen2;
 	CHECK(proto_decode_udp_hdr(out + 1, out[0], &b, &plen2) == 0);
 	CHECK(plen2 == plen && b.len == a.len && memcmp(&b.ss, &a.ss, a.len) == 0);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "toml.h"
+#include "codec/toml.h"
 #include "toml_json.h"
 
 enum { JSON_CAP = 1 << 16, GET_CHECK_MAX = 512 };

@@ -17,8 +17,8 @@
 
 #include <netinet/in.h>
 
-#include "err.h"
-#include "udp.h"
+#include "base/err.h"
+#include "plane/udp.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 

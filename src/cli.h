@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "conf.h"
+#include "codec/conf.h"
 
 enum cli_cmd {
 	CLI_RUN = 0,     /* molerat [--server|--client] CONFIG */

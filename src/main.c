@@ -7,16 +7,16 @@
 #include <string.h>
 
 #include "cli.h"
-#include "client.h"
-#include "conf.h"
-#include "dns.h"
-#include "err.h"
-#include "keygen.h"
-#include "log.h"
-#include "loop.h"
-#include "relay.h"
-#include "server.h"
-#include "sock.h"
+#include "role/client.h"
+#include "codec/conf.h"
+#include "base/dns.h"
+#include "base/err.h"
+#include "codec/keygen.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "plane/relay.h"
+#include "role/server.h"
+#include "base/sock.h"
 
 struct instance {
 	struct loop *loop;

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "toml.h"
+#include "codec/toml.h"
 #include "toml_json.h"
 
 /* Reads all of f, at most max + 1 bytes (so an oversized input is seen as

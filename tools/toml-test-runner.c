@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "toml.h"
+#include "codec/toml.h"
 #include "toml_json.h"
 
 enum { JSON_MAX_DEPTH = 512 };

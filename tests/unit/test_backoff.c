@@ -8,8 +8,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "backoff.h"
-#include "err.h"
+#include "base/backoff.h"
+#include "base/err.h"
 
 /* A fixed random source: ctx points at the double to return. */
 static double fixed_rand(void *ctx)

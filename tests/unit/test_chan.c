@@ -13,10 +13,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "chan.h"
-#include "err.h"
-#include "loop.h"
-#include "xport.h"
+#include "role/chan.h"
+#include "base/err.h"
+#include "base/loop.h"
+#include "xport/xport.h"
 
 struct fix {
 	struct loop *loop;

@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
-#include "err.h"
-#include "keygen.h"
+#include "codec/conf.h"
+#include "base/err.h"
+#include "codec/keygen.h"
 
 /* ---------------------------------------------------------------------- */
 /* helpers */

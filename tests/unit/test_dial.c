@@ -21,11 +21,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "dial.h"
-#include "dns.h"
-#include "err.h"
-#include "loop.h"
-#include "sock.h"
+#include "xport/dial.h"
+#include "base/dns.h"
+#include "base/err.h"
+#include "base/loop.h"
+#include "base/sock.h"
 
 /* ---- harness ---- */
 
@@ -34,14 +34,14 @@ struct result {
 	int fd;
 	int err;
 	bool has_peer;
-	struct sock_addr peer;
+	struct addr peer;
 	struct loop *loop;
 	bool stop;
 	struct dial *cancel_other;  /* cancelled from inside this callback */
 	struct dial **cancel_self;
 };
 
-static void on_dial(void *arg, int fd, int err, const struct sock_addr *peer)
+static void on_dial(void *arg, int fd, int err, const struct addr *peer)
 {
 	struct result *r = arg;
 	r->called++;
@@ -95,9 +95,9 @@ static int v6_available(void)
 }
 
 /* A listener on lit:0; its address in *a. */
-static int listener(const char *lit, struct sock_addr *a)
+static int listener(const char *lit, struct addr *a)
 {
-	assert_int_equal(sock_addr_from_literal(lit, 0, a), 0);
+	assert_int_equal(addr_from_literal(lit, 0, a), 0);
 	int fd = sock_listen_tcp(a);
 	assert_true(fd >= 0);
 	assert_int_equal(sock_local_addr(fd, a), 0);
@@ -105,16 +105,16 @@ static int listener(const char *lit, struct sock_addr *a)
 }
 
 /* An address nothing listens on (bound, then closed). */
-static struct sock_addr closed_port(const char *lit)
+static struct addr closed_port(const char *lit)
 {
-	struct sock_addr a;
+	struct addr a;
 	close(listener(lit, &a));
 	return a;
 }
 
-static struct sock_addr unix_nowhere(void)
+static struct addr unix_nowhere(void)
 {
-	struct sock_addr a;
+	struct addr a;
 	memset(&a, 0, sizeof(a));
 	struct sockaddr_un *un = (struct sockaddr_un *)&a.ss;
 	un->sun_family = AF_UNIX;
@@ -139,13 +139,13 @@ struct hang {
 	int lfd;
 	int fill[16];
 	int nfill;
-	struct sock_addr a;
+	struct addr a;
 };
 
 static bool hang_start(struct hang *h)
 {
 	memset(h, 0, sizeof(*h));
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &h->a), 0);
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &h->a), 0);
 	h->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(h->lfd >= 0);
 	assert_int_equal(bind(h->lfd, (struct sockaddr *)&h->a.ss, h->a.len), 0);
@@ -226,12 +226,12 @@ static struct dns *fake_start(struct fake *f, struct loop *loop, const uint8_t *
 	memset(f, 0, sizeof(*f));
 	f->ips = ips;
 	f->nips = nips;
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &a), 0);
 	f->fd = sock_bind_udp(&a);
 	assert_true(f->fd >= 0);
 	assert_int_equal(sock_local_addr(f->fd, &a), 0);
-	snprintf(f->servers, sizeof(f->servers), "127.0.0.1:%u", (unsigned)sock_addr_port(&a));
+	snprintf(f->servers, sizeof(f->servers), "127.0.0.1:%u", (unsigned)addr_port(&a));
 	loop_io_init(&f->w, on_fake, f);
 	assert_int_equal(loop_io_start(loop, &f->w, f->fd, LOOP_READ), 0);
 	struct dns_opts o = { .servers = f->servers, .timeout_ms = 2000, .tries = 1, .no_hosts_file = true };
@@ -285,10 +285,10 @@ static int teardown(void **state)
 /* Dials "<host>:<port of a listener on lit>". */
 static void dial_ok(struct ctx *c, const char *lit, const char *host)
 {
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener(lit, &la);
 	char addr[128];
-	snprintf(addr, sizeof(addr), "%s:%u", host, (unsigned)sock_addr_port(&la));
+	snprintf(addr, sizeof(addr), "%s:%u", host, (unsigned)addr_port(&la));
 	struct result r;
 	result_init(&r, c->loop, true);
 	int err = 1;
@@ -300,12 +300,12 @@ static void dial_ok(struct ctx *c, const char *lit, const char *host)
 	assert_int_equal(r.err, 0);
 	assert_true(r.fd >= 0);
 	assert_true(r.has_peer);
-	assert_true(sock_addr_equal(&r.peer, &la));
+	assert_true(addr_equal(&r.peer, &la));
 	assert_true(fcntl(r.fd, F_GETFL) & O_NONBLOCK);
 	assert_true(fcntl(r.fd, F_GETFD) & FD_CLOEXEC);
-	struct sock_addr pa;
+	struct addr pa;
 	assert_int_equal(sock_peer_addr(r.fd, &pa), 0);
-	assert_true(sock_addr_equal(&pa, &la));
+	assert_true(addr_equal(&pa, &la));
 	/* the listener really has it */
 	int afd = accept_one(lfd);
 	assert_int_equal(write(r.fd, "hi", 2), 2);
@@ -338,10 +338,10 @@ static void test_dial_localhost(void **state)
 static void test_dial_literal_without_dns(void **state)
 {
 	struct ctx *c = *state;
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener("127.0.0.1", &la);
 	char addr[64];
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)sock_addr_port(&la));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)addr_port(&la));
 	struct result r;
 	result_init(&r, c->loop, true);
 	int err = 0;
@@ -359,9 +359,9 @@ static void test_dial_literal_without_dns(void **state)
 static void test_dial_refused(void **state)
 {
 	struct ctx *c = *state;
-	struct sock_addr a = closed_port("127.0.0.1");
+	struct addr a = closed_port("127.0.0.1");
 	char addr[64];
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)sock_addr_port(&a));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)addr_port(&a));
 	struct result r;
 	result_init(&r, c->loop, true);
 	int err = 0;
@@ -408,13 +408,13 @@ static void test_dial_name_several_addresses(void **state)
 	/* the name resolves to 127.0.0.1, 127.0.0.2, 127.0.0.3 (in that order);
 	 * only 127.0.0.3 listens on the port */
 	struct ctx *c = *state;
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener("127.0.0.3", &la);
 	static const uint8_t ips[] = { 1, 2, 3 };
 	struct fake f;
 	struct dns *d = fake_start(&f, c->loop, ips, 3);
 	char addr[64];
-	snprintf(addr, sizeof(addr), "three.molerat.test:%u", (unsigned)sock_addr_port(&la));
+	snprintf(addr, sizeof(addr), "three.molerat.test:%u", (unsigned)addr_port(&la));
 	struct result r;
 	result_init(&r, c->loop, true);
 	int err = 0;
@@ -423,7 +423,7 @@ static void test_dial_name_several_addresses(void **state)
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.err, 0);
 	assert_true(r.fd >= 0);
-	assert_true(sock_addr_equal(&r.peer, &la));
+	assert_true(addr_equal(&r.peer, &la));
 	close(accept_one(lfd));
 	close(r.fd);
 	close(lfd);
@@ -433,9 +433,9 @@ static void test_dial_name_several_addresses(void **state)
 static void test_dial_every_address_tried(void **state)
 {
 	struct ctx *c = *state;
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener("127.0.0.1", &la);
-	struct sock_addr addrs[4];
+	struct addr addrs[4];
 	size_t n = 0;
 	addrs[n++] = closed_port("127.0.0.1");
 	if (v6_available())
@@ -450,7 +450,7 @@ static void test_dial_every_address_tried(void **state)
 	assert_int_equal(run_for(c->loop, 5000), 0);
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.err, 0);
-	assert_true(sock_addr_equal(&r.peer, &la));
+	assert_true(addr_equal(&r.peer, &la));
 	close(accept_one(lfd));
 	close(r.fd);
 	close(lfd);
@@ -461,8 +461,8 @@ static void test_dial_all_fail_last_error(void **state)
 	/* two failures with different errors, in both orders: the error
 	 * reported is the last address's, so both were tried */
 	struct ctx *c = *state;
-	struct sock_addr refused = closed_port("127.0.0.1"), nowhere = unix_nowhere();
-	struct sock_addr order1[] = { nowhere, refused }, order2[] = { refused, nowhere };
+	struct addr refused = closed_port("127.0.0.1"), nowhere = unix_nowhere();
+	struct addr order1[] = { nowhere, refused }, order2[] = { refused, nowhere };
 	struct result r;
 	int err = 0;
 
@@ -492,16 +492,16 @@ static void test_dial_all_fail_last_error(void **state)
 static void test_dial_first_good_wins(void **state)
 {
 	struct ctx *c = *state;
-	struct sock_addr a1, a2;
+	struct addr a1, a2;
 	int l1 = listener("127.0.0.1", &a1), l2 = listener("127.0.0.1", &a2);
-	struct sock_addr addrs[] = { a1, a2 };
+	struct addr addrs[] = { a1, a2 };
 	struct result r;
 	result_init(&r, c->loop, true);
 	int err = 0;
 	assert_non_null(dial_start_addrs(c->loop, addrs, 2, 2000, on_dial, &r, &err));
 	assert_int_equal(run_for(c->loop, 5000), 0);
 	assert_int_equal(r.called, 1);
-	assert_true(sock_addr_equal(&r.peer, &a1));
+	assert_true(addr_equal(&r.peer, &a1));
 	close(accept_one(l1));
 	assert_int_equal(poll(&(struct pollfd){ .fd = l2, .events = POLLIN }, 1, 100), 0);
 	close(r.fd);
@@ -535,9 +535,9 @@ static void test_dial_timeout(void **state)
 	assert_true(dt < 3000);
 
 	/* then the next address is tried */
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener("127.0.0.1", &la);
-	struct sock_addr addrs[] = { h.a, la };
+	struct addr addrs[] = { h.a, la };
 	result_init(&r, c->loop, true);
 	loop_update_time(c->loop);
 	t0 = loop_now(c->loop);
@@ -546,7 +546,7 @@ static void test_dial_timeout(void **state)
 	dt = loop_now(c->loop) - t0;
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.err, 0);
-	assert_true(sock_addr_equal(&r.peer, &la));
+	assert_true(addr_equal(&r.peer, &la));
 	assert_true(dt >= 195);
 	close(accept_one(lfd));
 	close(r.fd);
@@ -557,11 +557,11 @@ static void test_dial_timeout(void **state)
 static void test_dial_cancel_stages(void **state)
 {
 	struct ctx *c = *state;
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener("127.0.0.1", &la);
 	char lit[64], name[64];
-	snprintf(lit, sizeof(lit), "127.0.0.1:%u", (unsigned)sock_addr_port(&la));
-	snprintf(name, sizeof(name), "localhost:%u", (unsigned)sock_addr_port(&la));
+	snprintf(lit, sizeof(lit), "127.0.0.1:%u", (unsigned)addr_port(&la));
+	snprintf(name, sizeof(name), "localhost:%u", (unsigned)addr_port(&la));
 	struct result r[4];
 	for (int i = 0; i < 4; i++)
 		result_init(&r[i], c->loop, false);
@@ -620,7 +620,7 @@ static void test_dial_cancel_from_other_callback(void **state)
 		fprintf(stderr, "test_dial: connects to a full accept queue do not hang here: skipped\n");
 		skip();
 	}
-	struct sock_addr la;
+	struct addr la;
 	int lfd = listener("127.0.0.1", &la);
 	struct result ra, rb;
 	result_init(&ra, c->loop, false);

@@ -16,10 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dns.h"
-#include "err.h"
-#include "loop.h"
-#include "sock.h"
+#include "base/dns.h"
+#include "base/err.h"
+#include "base/loop.h"
+#include "base/sock.h"
 
 /* ---- harness ---- */
 
@@ -27,7 +27,7 @@ struct result {
 	int called;
 	int err;
 	size_t n;
-	struct sock_addr addrs[DNS_MAX_ADDRS];
+	struct addr addrs[DNS_MAX_ADDRS];
 	struct loop *loop;
 	bool stop;          /* loop_stop when called */
 	/* optional actions from inside the callback */
@@ -35,7 +35,7 @@ struct result {
 	struct dns_req **cancel_self;
 };
 
-static void on_result(void *arg, int err, const struct sock_addr *addrs, size_t n)
+static void on_result(void *arg, int err, const struct addr *addrs, size_t n)
 {
 	struct result *r = arg;
 	r->called++;
@@ -64,10 +64,10 @@ static void result_init(struct result *r, struct loop *loop, bool stop)
 
 static bool has_addr(const struct result *r, const char *lit, uint16_t port)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal(lit, port, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal(lit, port, &a), 0);
 	for (size_t i = 0; i < r->n; i++) {
-		if (sock_addr_equal(&r->addrs[i], &a))
+		if (addr_equal(&r->addrs[i], &a))
 			return true;
 	}
 	return false;
@@ -146,12 +146,12 @@ static void fake_start(struct fake *f, struct loop *loop, enum fake_mode mode, i
 	f->mode = mode;
 	f->nanswers = nanswers;
 	f->first = first;
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &a), 0);
 	f->fd = sock_bind_udp(&a);
 	assert_true(f->fd >= 0);
 	assert_int_equal(sock_local_addr(f->fd, &a), 0);
-	snprintf(f->servers, sizeof(f->servers), "127.0.0.1:%u", (unsigned)sock_addr_port(&a));
+	snprintf(f->servers, sizeof(f->servers), "127.0.0.1:%u", (unsigned)addr_port(&a));
 	loop_io_init(&f->w, on_fake, f);
 	assert_int_equal(loop_io_start(loop, &f->w, f->fd, LOOP_READ), 0);
 }
@@ -217,8 +217,8 @@ static void test_literal_v4(void **state)
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.n, 1);
-	char buf[SOCK_ADDR_STRLEN];
-	assert_string_equal(sock_addr_str(&r.addrs[0], buf, sizeof(buf)), "127.0.0.1:80");
+	char buf[ADDR_STRLEN];
+	assert_string_equal(addr_str(&r.addrs[0], buf, sizeof(buf)), "127.0.0.1:80");
 }
 
 static void test_literal_v6(void **state)
@@ -232,8 +232,8 @@ static void test_literal_v6(void **state)
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.n, 1);
-	char buf[SOCK_ADDR_STRLEN];
-	assert_string_equal(sock_addr_str(&r.addrs[0], buf, sizeof(buf)), "[::1]:65535");
+	char buf[ADDR_STRLEN];
+	assert_string_equal(addr_str(&r.addrs[0], buf, sizeof(buf)), "[::1]:65535");
 }
 
 static void test_localhost_hosts_file(void **state)
@@ -250,8 +250,8 @@ static void test_localhost_hosts_file(void **state)
 	assert_true(r.n >= 1);
 	assert_true(has_addr(&r, "127.0.0.1", 2333));
 	for (size_t i = 0; i < r.n; i++) {
-		char buf[SOCK_ADDR_STRLEN];
-		sock_addr_str(&r.addrs[i], buf, sizeof(buf));
+		char buf[ADDR_STRLEN];
+		addr_str(&r.addrs[i], buf, sizeof(buf));
 		if (strcmp(buf, "127.0.0.1:2333") != 0 && strcmp(buf, "[::1]:2333") != 0)
 			fail_msg("localhost resolved to %s", buf);
 	}
@@ -271,8 +271,8 @@ static void test_fake_answer(void **state)
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.err, 0);
 	assert_int_equal(r.n, 1);
-	char buf[SOCK_ADDR_STRLEN];
-	assert_string_equal(sock_addr_str(&r.addrs[0], buf, sizeof(buf)), "127.0.0.7:1234");
+	char buf[ADDR_STRLEN];
+	assert_string_equal(addr_str(&r.addrs[0], buf, sizeof(buf)), "127.0.0.7:1234");
 	assert_true(f.queries >= 2); /* A and AAAA */
 	dns_free(d);
 	fake_stop(&f, c->loop);
@@ -298,7 +298,7 @@ static void test_fake_cap(void **state)
 		uint32_t ip = ntohl(in4->sin_addr.s_addr);
 		assert_true(ip >= 0x7f000001 && ip <= 0x7f000014);
 		for (size_t j = 0; j < i; j++)
-			assert_false(sock_addr_equal(&r.addrs[i], &r.addrs[j]));
+			assert_false(addr_equal(&r.addrs[i], &r.addrs[j]));
 	}
 	dns_free(d);
 	fake_stop(&f, c->loop);
@@ -491,7 +491,7 @@ struct chain {
 	int err;
 };
 
-static void on_chain(void *arg, int err, const struct sock_addr *addrs, size_t n)
+static void on_chain(void *arg, int err, const struct addr *addrs, size_t n)
 {
 	struct chain *ch = arg;
 	ch->steps++;

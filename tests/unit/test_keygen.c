@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "keygen.h"
+#include "base/err.h"
+#include "codec/keygen.h"
 
 static const struct {
 	const char *raw, *b64;

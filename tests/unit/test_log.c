@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "log.h"
+#include "base/log.h"
 
 static void set_env(const char *molerat, const char *rust)
 {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "loop.h"
+#include "base/loop.h"
 
 struct rec {
 	struct loop *loop;

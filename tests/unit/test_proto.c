@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "proto.h"
+#include "base/err.h"
+#include "codec/proto.h"
 
 /* Hex string (no separators) to bytes; returns the length. */
 static size_t unhex(const char *hex, uint8_t *out, size_t cap)
@@ -258,7 +258,7 @@ static void test_cmds(void **state)
 	assert_int_equal(cc, CMD_HEARTBEAT);
 }
 
-static void addr_v4(struct sock_addr *a, const char *ip, uint16_t port)
+static void addr_v4(struct addr *a, const char *ip, uint16_t port)
 {
 	struct sockaddr_in sin;
 	memset(a, 0, sizeof(*a));
@@ -270,7 +270,7 @@ static void addr_v4(struct sock_addr *a, const char *ip, uint16_t port)
 	a->len = sizeof(sin);
 }
 
-static void addr_v6(struct sock_addr *a, const char *ip, uint16_t port, uint32_t scope, uint32_t flow)
+static void addr_v6(struct addr *a, const char *ip, uint16_t port, uint32_t scope, uint32_t flow)
 {
 	struct sockaddr_in6 sin6;
 	memset(a, 0, sizeof(*a));
@@ -285,7 +285,7 @@ static void addr_v6(struct sock_addr *a, const char *ip, uint16_t port, uint32_t
 }
 
 /* Encodes a whole frame (header + payload) like a rathole writer would. */
-static size_t udp_frame(uint8_t *out, size_t cap, const struct sock_addr *a, const uint8_t *payload,
+static size_t udp_frame(uint8_t *out, size_t cap, const struct addr *a, const uint8_t *payload,
 			uint16_t plen)
 {
 	int n = proto_encode_udp_hdr(out, cap, a, plen);
@@ -299,7 +299,7 @@ static void test_udp_encode(void **state)
 {
 	(void)state;
 	uint8_t buf[128];
-	struct sock_addr a;
+	struct addr a;
 
 	addr_v4(&a, "203.0.113.7", 51820);
 	assert_int_equal(proto_udp_hdr_len(&a), PROTO_UDP_HDR_V4);
@@ -344,7 +344,7 @@ static void test_udp_decode(void **state)
 {
 	(void)state;
 	uint8_t raw[64];
-	struct sock_addr a;
+	struct addr a;
 	uint16_t plen = 0;
 
 	/* v4 frame: length byte, header, payload */
@@ -403,7 +403,7 @@ static void test_udp_decode_lengths(void **state)
 {
 	(void)state;
 	uint8_t v4[PROTO_UDP_HDR_V4], v6[PROTO_UDP_HDR_V6], big[PROTO_UDP_HDR_MAX];
-	struct sock_addr a, before;
+	struct addr a, before;
 	uint16_t plen = 7;
 	unhex("00000000010203040500ffff", v4, sizeof(v4));
 	unhex("01000000fe800000000000000000000000000001bb010100", v6, sizeof(v6));
@@ -464,7 +464,7 @@ static void test_udp_roundtrip(void **state)
 	static const char *v6s[] = { "::", "::1", "::ffff:1.2.3.4", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" };
 	static const uint16_t ports[] = { 0, 1, 443, 51820, 65535 };
 	uint8_t buf[32];
-	struct sock_addr a, b;
+	struct addr a, b;
 	uint16_t plen;
 	for (size_t i = 0; i < 4; i++) {
 		for (size_t j = 0; j < 5; j++) {

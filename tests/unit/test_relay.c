@@ -33,9 +33,9 @@
 
 #include <openssl/evp.h>
 
-#include "loop.h"
-#include "relay.h"
-#include "xport.h"
+#include "base/loop.h"
+#include "plane/relay.h"
+#include "xport/xport.h"
 
 #include "testutil.h"
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "rxmod.h"
+#include "plane/rxmod.h"
 
 static void test_sparse_traffic_is_never_delayed(void **state)
 {

@@ -19,17 +19,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "err.h"
-#include "sock.h"
+#include "base/err.h"
+#include "base/sock.h"
 
-/* ---- sock_split_host_port ---- */
+/* ---- addr_split_host_port ---- */
 
 static void split_ok(const char *in, const char *host, uint16_t port)
 {
 	char h[256];
 	uint16_t p = 1;
 	memset(h, 'x', sizeof(h));
-	int r = sock_split_host_port(in, h, sizeof(h), &p);
+	int r = addr_split_host_port(in, h, sizeof(h), &p);
 	if (r != 0)
 		fail_msg("split \"%s\": %d", in, r);
 	assert_string_equal(h, host);
@@ -40,7 +40,7 @@ static void split_bad(const char *in)
 {
 	char h[256] = "untouched";
 	uint16_t p = 4242;
-	int r = sock_split_host_port(in, h, sizeof(h), &p);
+	int r = addr_split_host_port(in, h, sizeof(h), &p);
 	if (r != MR_EFORMAT)
 		fail_msg("split \"%s\": expected MR_EFORMAT, got %d (host \"%s\")", in, r, h);
 	assert_string_equal(h, "untouched");
@@ -94,41 +94,41 @@ static void test_split_hostcap(void **state)
 {
 	char h[5];
 	uint16_t p = 0;
-	assert_int_equal(sock_split_host_port("abcd:1", h, sizeof(h), &p), 0);
+	assert_int_equal(addr_split_host_port("abcd:1", h, sizeof(h), &p), 0);
 	assert_string_equal(h, "abcd");
 	assert_int_equal(p, 1);
-	assert_int_equal(sock_split_host_port("abcde:1", h, sizeof(h), &p), MR_EFORMAT);
-	assert_int_equal(sock_split_host_port("[abcd]:2", h, sizeof(h), &p), 0);
+	assert_int_equal(addr_split_host_port("abcde:1", h, sizeof(h), &p), MR_EFORMAT);
+	assert_int_equal(addr_split_host_port("[abcd]:2", h, sizeof(h), &p), 0);
 	assert_string_equal(h, "abcd");
 	assert_int_equal(p, 2);
-	assert_int_equal(sock_split_host_port("[abcde]:2", h, sizeof(h), &p), MR_EFORMAT);
-	assert_int_equal(sock_split_host_port("a:1", h, 1, &p), MR_EFORMAT);
-	assert_int_equal(sock_split_host_port("a:1", h, 0, &p), MR_EFORMAT);
+	assert_int_equal(addr_split_host_port("[abcde]:2", h, sizeof(h), &p), MR_EFORMAT);
+	assert_int_equal(addr_split_host_port("a:1", h, 1, &p), MR_EFORMAT);
+	assert_int_equal(addr_split_host_port("a:1", h, 0, &p), MR_EFORMAT);
 }
 
 /* ---- literals and formatting ---- */
 
 static void test_literal_v4(void **state)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 8080, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("127.0.0.1", 8080, &a), 0);
 	assert_int_equal(a.ss.ss_family, AF_INET);
 	assert_int_equal(a.len, sizeof(struct sockaddr_in));
 	const struct sockaddr_in *in4 = (const struct sockaddr_in *)&a.ss;
 	assert_int_equal(ntohl(in4->sin_addr.s_addr), 0x7f000001);
 	assert_int_equal(ntohs(in4->sin_port), 8080);
-	assert_int_equal(sock_addr_port(&a), 8080);
+	assert_int_equal(addr_port(&a), 8080);
 
-	assert_int_equal(sock_addr_from_literal("0.0.0.0", 0, &a), 0);
+	assert_int_equal(addr_from_literal("0.0.0.0", 0, &a), 0);
 	assert_int_equal(a.ss.ss_family, AF_INET);
-	assert_int_equal(sock_addr_from_literal("255.255.255.255", 65535, &a), 0);
-	assert_int_equal(sock_addr_port(&a), 65535);
+	assert_int_equal(addr_from_literal("255.255.255.255", 65535, &a), 0);
+	assert_int_equal(addr_port(&a), 65535);
 }
 
 static void test_literal_v6(void **state)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("::1", 443, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("::1", 443, &a), 0);
 	assert_int_equal(a.ss.ss_family, AF_INET6);
 	assert_int_equal(a.len, sizeof(struct sockaddr_in6));
 	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a.ss;
@@ -136,11 +136,11 @@ static void test_literal_v6(void **state)
 	assert_int_equal(ntohs(in6->sin6_port), 443);
 	assert_int_equal(in6->sin6_scope_id, 0);
 
-	assert_int_equal(sock_addr_from_literal("fe80::1%2", 1, &a), 0);
+	assert_int_equal(addr_from_literal("fe80::1%2", 1, &a), 0);
 	assert_int_equal(in6->sin6_scope_id, 2);
-	assert_int_equal(sock_addr_from_literal("::ffff:1.2.3.4", 1, &a), 0);
+	assert_int_equal(addr_from_literal("::ffff:1.2.3.4", 1, &a), 0);
 	assert_int_equal(a.ss.ss_family, AF_INET6);
-	assert_int_equal(sock_addr_from_literal("2001:db8:0:0:0:0:0:1", 1, &a), 0);
+	assert_int_equal(addr_from_literal("2001:db8:0:0:0:0:0:1", 1, &a), 0);
 }
 
 static void test_literal_invalid(void **state)
@@ -151,9 +151,9 @@ static void test_literal_invalid(void **state)
 		"::1%-1", "::1%99999999999", "%1", ":::", "1::2::3", "::1%1%2",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct sock_addr a;
+		struct addr a;
 		memset(&a, 0xAB, sizeof(a));
-		int r = sock_addr_from_literal(bad[i], 80, &a);
+		int r = addr_from_literal(bad[i], 80, &a);
 		if (r != MR_EFORMAT)
 			fail_msg("literal \"%s\": expected MR_EFORMAT, got %d", bad[i], r);
 	}
@@ -161,68 +161,68 @@ static void test_literal_invalid(void **state)
 
 static void test_addr_str(void **state)
 {
-	struct sock_addr a;
-	char buf[SOCK_ADDR_STRLEN];
-	assert_int_equal(sock_addr_from_literal("1.2.3.4", 5, &a), 0);
-	assert_ptr_equal(sock_addr_str(&a, buf, sizeof(buf)), buf);
+	struct addr a;
+	char buf[ADDR_STRLEN];
+	assert_int_equal(addr_from_literal("1.2.3.4", 5, &a), 0);
+	assert_ptr_equal(addr_str(&a, buf, sizeof(buf)), buf);
 	assert_string_equal(buf, "1.2.3.4:5");
-	assert_int_equal(sock_addr_from_literal("::1", 5, &a), 0);
-	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "[::1]:5");
-	assert_int_equal(sock_addr_from_literal("fe80::1%2", 65535, &a), 0);
-	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "[fe80::1%2]:65535");
-	assert_int_equal(sock_addr_from_literal("255.255.255.255", 65535, &a), 0);
-	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "255.255.255.255:65535");
+	assert_int_equal(addr_from_literal("::1", 5, &a), 0);
+	assert_string_equal(addr_str(&a, buf, sizeof(buf)), "[::1]:5");
+	assert_int_equal(addr_from_literal("fe80::1%2", 65535, &a), 0);
+	assert_string_equal(addr_str(&a, buf, sizeof(buf)), "[fe80::1%2]:65535");
+	assert_int_equal(addr_from_literal("255.255.255.255", 65535, &a), 0);
+	assert_string_equal(addr_str(&a, buf, sizeof(buf)), "255.255.255.255:65535");
 	/* the longest IPv6 text still fits */
-	assert_int_equal(sock_addr_from_literal("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295", 65535, &a), 0);
-	sock_addr_str(&a, buf, sizeof(buf));
+	assert_int_equal(addr_from_literal("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295", 65535, &a), 0);
+	addr_str(&a, buf, sizeof(buf));
 	assert_true(strlen(buf) < sizeof(buf));
 	assert_string_equal(buf, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535");
 
 	/* a short buffer is truncated, NUL-terminated */
 	char small[6];
-	assert_int_equal(sock_addr_from_literal("1.2.3.4", 5, &a), 0);
-	assert_string_equal(sock_addr_str(&a, small, sizeof(small)), "1.2.3");
+	assert_int_equal(addr_from_literal("1.2.3.4", 5, &a), 0);
+	assert_string_equal(addr_str(&a, small, sizeof(small)), "1.2.3");
 
 	/* another family */
 	memset(&a, 0, sizeof(a));
 	a.ss.ss_family = AF_UNIX;
 	a.len = sizeof(struct sockaddr_un);
-	assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), "<family 1>");
+	assert_string_equal(addr_str(&a, buf, sizeof(buf)), "<family 1>");
 }
 
 static void test_addr_roundtrip(void **state)
 {
 	static const char *const in[] = { "10.0.0.1:1", "[::]:0", "[2001:db8::5]:2333", "[fe80::a%7]:80" };
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
-		char host[64], buf[SOCK_ADDR_STRLEN];
+		char host[64], buf[ADDR_STRLEN];
 		uint16_t port;
-		struct sock_addr a, b;
-		assert_int_equal(sock_split_host_port(in[i], host, sizeof(host), &port), 0);
-		assert_int_equal(sock_addr_from_literal(host, port, &a), 0);
-		assert_string_equal(sock_addr_str(&a, buf, sizeof(buf)), in[i]);
-		assert_int_equal(sock_split_host_port(buf, host, sizeof(host), &port), 0);
-		assert_int_equal(sock_addr_from_literal(host, port, &b), 0);
-		assert_true(sock_addr_equal(&a, &b));
+		struct addr a, b;
+		assert_int_equal(addr_split_host_port(in[i], host, sizeof(host), &port), 0);
+		assert_int_equal(addr_from_literal(host, port, &a), 0);
+		assert_string_equal(addr_str(&a, buf, sizeof(buf)), in[i]);
+		assert_int_equal(addr_split_host_port(buf, host, sizeof(host), &port), 0);
+		assert_int_equal(addr_from_literal(host, port, &b), 0);
+		assert_true(addr_equal(&a, &b));
 	}
 }
 
 static void test_addr_port_equal(void **state)
 {
-	struct sock_addr a, b;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 1, &a), 0);
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 2, &b), 0);
-	assert_false(sock_addr_equal(&a, &b));
-	sock_addr_set_port(&b, 1);
-	assert_int_equal(sock_addr_port(&b), 1);
-	assert_true(sock_addr_equal(&a, &b));
-	assert_int_equal(sock_addr_from_literal("127.0.0.2", 1, &b), 0);
-	assert_false(sock_addr_equal(&a, &b));
-	assert_int_equal(sock_addr_from_literal("::1", 1, &b), 0);
-	assert_false(sock_addr_equal(&a, &b));
-	assert_int_equal(sock_addr_from_literal("::1", 1, &a), 0);
-	assert_true(sock_addr_equal(&a, &b));
-	assert_int_equal(sock_addr_from_literal("::1%3", 1, &a), 0);
-	assert_false(sock_addr_equal(&a, &b));
+	struct addr a, b;
+	assert_int_equal(addr_from_literal("127.0.0.1", 1, &a), 0);
+	assert_int_equal(addr_from_literal("127.0.0.1", 2, &b), 0);
+	assert_false(addr_equal(&a, &b));
+	addr_set_port(&b, 1);
+	assert_int_equal(addr_port(&b), 1);
+	assert_true(addr_equal(&a, &b));
+	assert_int_equal(addr_from_literal("127.0.0.2", 1, &b), 0);
+	assert_false(addr_equal(&a, &b));
+	assert_int_equal(addr_from_literal("::1", 1, &b), 0);
+	assert_false(addr_equal(&a, &b));
+	assert_int_equal(addr_from_literal("::1", 1, &a), 0);
+	assert_true(addr_equal(&a, &b));
+	assert_int_equal(addr_from_literal("::1%3", 1, &a), 0);
+	assert_false(addr_equal(&a, &b));
 }
 
 /* ---- real sockets ---- */
@@ -265,8 +265,8 @@ static int v6_available(void)
 
 static void listen_connect_accept(const char *lit)
 {
-	struct sock_addr la, bound, peer, cl;
-	assert_int_equal(sock_addr_from_literal(lit, 0, &la), 0);
+	struct addr la, bound, peer, cl;
+	assert_int_equal(addr_from_literal(lit, 0, &la), 0);
 	int lfd = sock_listen_tcp(&la);
 	assert_true(lfd >= 0);
 	assert_nonblock_cloexec(lfd);
@@ -274,7 +274,7 @@ static void listen_connect_accept(const char *lit)
 	assert_int_equal(getint(lfd, SOL_SOCKET, SO_ACCEPTCONN), 1);
 	assert_int_equal(sock_local_addr(lfd, &bound), 0);
 	assert_int_equal(bound.ss.ss_family, la.ss.ss_family);
-	assert_int_not_equal(sock_addr_port(&bound), 0);
+	assert_int_not_equal(addr_port(&bound), 0);
 
 	/* nothing waiting yet */
 	assert_int_equal(sock_accept(lfd, &peer), -EAGAIN);
@@ -284,9 +284,9 @@ static void listen_connect_accept(const char *lit)
 	assert_nonblock_cloexec(cfd);
 	wait_writable(cfd);
 	assert_int_equal(sock_connect_result(cfd), 0);
-	struct sock_addr cpeer;
+	struct addr cpeer;
 	assert_int_equal(sock_peer_addr(cfd, &cpeer), 0);
-	assert_true(sock_addr_equal(&cpeer, &bound));
+	assert_true(addr_equal(&cpeer, &bound));
 
 	struct pollfd p = { .fd = lfd, .events = POLLIN };
 	assert_int_equal(poll(&p, 1, 5000), 1);
@@ -294,7 +294,7 @@ static void listen_connect_accept(const char *lit)
 	assert_true(afd >= 0);
 	assert_nonblock_cloexec(afd);
 	assert_int_equal(sock_local_addr(cfd, &cl), 0);
-	assert_true(sock_addr_equal(&peer, &cl));
+	assert_true(addr_equal(&peer, &cl));
 
 	/* bytes flow both ways */
 	assert_int_equal(write(cfd, "ping", 4), 4);
@@ -330,10 +330,10 @@ static void test_listen_connect_accept_v6(void **state)
 }
 
 /* A port that nothing listens on: bound and closed again. */
-static struct sock_addr closed_port(const char *lit)
+static struct addr closed_port(const char *lit)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal(lit, 0, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal(lit, 0, &a), 0);
 	int fd = sock_listen_tcp(&a);
 	assert_true(fd >= 0);
 	assert_int_equal(sock_local_addr(fd, &a), 0);
@@ -343,7 +343,7 @@ static struct sock_addr closed_port(const char *lit)
 
 static void test_connect_refused(void **state)
 {
-	struct sock_addr a = closed_port("127.0.0.1");
+	struct addr a = closed_port("127.0.0.1");
 	int fd = sock_connect_start(&a);
 	if (fd < 0) {
 		assert_int_equal(fd, -ECONNREFUSED);
@@ -358,8 +358,8 @@ static void test_connect_in_progress(void **state)
 {
 	/* a listener with a full accept queue leaves the next connect hanging
 	 * (Linux drops the SYN): sock_connect_result reports -EAGAIN */
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &a), 0);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(lfd >= 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&a.ss, a.len), 0);
@@ -384,8 +384,8 @@ static void test_connect_in_progress(void **state)
 
 static void test_listen_addr_in_use(void **state)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &a), 0);
 	int l1 = sock_listen_tcp(&a);
 	assert_true(l1 >= 0);
 	assert_int_equal(sock_local_addr(l1, &a), 0);
@@ -399,7 +399,7 @@ static void test_listen_addr_in_use(void **state)
 
 static void test_connect_bad_family(void **state)
 {
-	struct sock_addr a;
+	struct addr a;
 	memset(&a, 0, sizeof(a));
 	struct sockaddr_un *un = (struct sockaddr_un *)&a.ss;
 	un->sun_family = AF_UNIX;
@@ -410,8 +410,8 @@ static void test_connect_bad_family(void **state)
 
 static void test_options(void **state)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &a), 0);
 	int lfd = sock_listen_tcp(&a);
 	assert_true(lfd >= 0);
 	assert_int_equal(sock_local_addr(lfd, &a), 0);
@@ -446,14 +446,14 @@ static void test_options(void **state)
 
 static void test_udp_bind(void **state)
 {
-	struct sock_addr a, b;
-	assert_int_equal(sock_addr_from_literal("127.0.0.1", 0, &a), 0);
+	struct addr a, b;
+	assert_int_equal(addr_from_literal("127.0.0.1", 0, &a), 0);
 	int fd = sock_bind_udp(&a);
 	assert_true(fd >= 0);
 	assert_nonblock_cloexec(fd);
 	assert_int_equal(getint(fd, SOL_SOCKET, SO_TYPE), SOCK_DGRAM);
 	assert_int_equal(sock_local_addr(fd, &b), 0);
-	assert_int_not_equal(sock_addr_port(&b), 0);
+	assert_int_not_equal(addr_port(&b), 0);
 	/* a datagram to itself arrives */
 	assert_int_equal(sendto(fd, "x", 1, 0, (struct sockaddr *)&b.ss, b.len), 1);
 	assert_int_equal(poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, 5000), 1);

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "toml.h"
+#include "codec/toml.h"
 #include "toml_json.h"
 
 static struct toml_node *parse_ok(const char *text)

@@ -33,12 +33,12 @@ static void tcp_pair_nodelay(int fds[2])
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dns.h"
-#include "err.h"
-#include "loop.h"
-#include "sock.h"
-#include "udp.h"
-#include "xport.h"
+#include "base/dns.h"
+#include "base/err.h"
+#include "base/loop.h"
+#include "base/sock.h"
+#include "plane/udp.h"
+#include "xport/xport.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -60,17 +60,17 @@ static size_t unhex(const char *h, uint8_t *out, size_t cap)
 }
 
 
-static struct sock_addr addr_of(const char *host, uint16_t port)
+static struct addr addr_of(const char *host, uint16_t port)
 {
-	struct sock_addr a;
-	assert_int_equal(sock_addr_from_literal(host, port, &a), 0);
+	struct addr a;
+	assert_int_equal(addr_from_literal(host, port, &a), 0);
 	return a;
 }
 
 /* A UDP socket bound to host:0 (non-blocking); *a gets its address. */
-static int udp_socket(const char *host, struct sock_addr *a)
+static int udp_socket(const char *host, struct addr *a)
 {
-	struct sock_addr b = addr_of(host, 0);
+	struct addr b = addr_of(host, 0);
 	int fd = sock_bind_udp(&b);
 	assert_true(fd >= 0);
 	assert_int_equal(sock_local_addr(fd, a), 0);
@@ -78,10 +78,10 @@ static int udp_socket(const char *host, struct sock_addr *a)
 }
 
 /* Encodes a frame per spec §3.7, written out here by hand. */
-static size_t frame(uint8_t *out, const struct sock_addr *from, const uint8_t *p, size_t n)
+static size_t frame(uint8_t *out, const struct addr *from, const uint8_t *p, size_t n)
 {
 	size_t k = 0;
-	uint16_t port = sock_addr_port(from);
+	uint16_t port = addr_port(from);
 	if (from->ss.ss_family == AF_INET) {
 		const struct sockaddr_in *s = (const struct sockaddr_in *)&from->ss;
 		out[k++] = 12;
@@ -219,7 +219,7 @@ static void peer_write(struct peer *p, const uint8_t *buf, size_t len)
 
 /* Takes the next complete frame from what the peer received (parsed here
  * by hand). Returns false when none is complete yet. */
-static bool peer_frame(struct peer *p, struct sock_addr *from, const uint8_t **payload, size_t *n)
+static bool peer_frame(struct peer *p, struct addr *from, const uint8_t **payload, size_t *n)
 {
 	size_t avail = p->len - p->pos;
 	const uint8_t *b = p->in + p->pos;
@@ -259,7 +259,7 @@ static bool peer_frame(struct peer *p, struct sock_addr *from, const uint8_t **p
 static size_t peer_count_frames(struct peer *p)
 {
 	size_t save = p->pos, k = 0;
-	struct sock_addr a;
+	struct addr a;
 	const uint8_t *pl = NULL;
 	size_t n;
 	while (peer_frame(p, &a, &pl, &n))
@@ -291,10 +291,10 @@ static bool wait_frames(struct peer *p, size_t n, uint64_t ms)
 struct echo {
 	struct io_watcher w;
 	int fd;
-	struct sock_addr addr;
+	struct addr addr;
 	unsigned received;
 	unsigned nsrcs;
-	struct sock_addr srcs[128];   /* distinct sources, in order of first sight */
+	struct addr srcs[128];   /* distinct sources, in order of first sight */
 	uint8_t buf[65536];
 };
 
@@ -302,7 +302,7 @@ static void echo_cb(struct loop *l, struct io_watcher *w, unsigned rev)
 {
 	struct echo *e = w->data;
 	for (;;) {
-		struct sock_addr src;
+		struct addr src;
 		src.len = sizeof(src.ss);
 		ssize_t n = recvfrom(e->fd, e->buf, sizeof(e->buf), 0, (struct sockaddr *)&src.ss, &src.len);
 		if (n < 0)
@@ -310,7 +310,7 @@ static void echo_cb(struct loop *l, struct io_watcher *w, unsigned rev)
 		e->received++;
 		bool seen = false;
 		for (unsigned i = 0; i < e->nsrcs; i++)
-			seen |= sock_addr_equal(&e->srcs[i], &src);
+			seen |= addr_equal(&e->srcs[i], &src);
 		if (!seen && e->nsrcs < 128)
 			e->srcs[e->nsrcs++] = src;
 		assert_int_equal(sendto(e->fd, e->buf, (size_t)n, 0, (struct sockaddr *)&src.ss, src.len), n);
@@ -330,7 +330,7 @@ static void echo_start_fd(struct loop *l, struct echo *e, int fd)
 
 static void echo_start(struct loop *l, struct echo *e, const char *host)
 {
-	struct sock_addr a;
+	struct addr a;
 	echo_start_fd(l, e, udp_socket(host, &a));
 }
 
@@ -439,7 +439,7 @@ static struct udp_env env_of(struct fx *f)
 /* A server on host:0 with a data channel attached; *vis_to gets the
  * service address. */
 static void server_up(struct fx *f, const struct udp_env *e, const char *host, struct peer *p,
-		      struct sock_addr *svc)
+		      struct addr *svc)
 {
 	int sfd = udp_socket(host, svc);
 	assert_int_equal(udp_server_new(e, sfd, &f->srv), 0);
@@ -469,9 +469,9 @@ static struct echo *client_to_echo(struct fx *f, const char *host, const struct 
 	echo_start(f->loop, ec, host);
 	char local[64];
 	if (strchr(host, ':'))
-		snprintf(local, sizeof(local), "[%s]:%u", host, sock_addr_port(&ec->addr));
+		snprintf(local, sizeof(local), "[%s]:%u", host, addr_port(&ec->addr));
 	else
-		snprintf(local, sizeof(local), "%s:%u", host, sock_addr_port(&ec->addr));
+		snprintf(local, sizeof(local), "%s:%u", host, addr_port(&ec->addr));
 	client_up(f, e, local, p);
 	return ec;
 }
@@ -533,16 +533,16 @@ static void test_parser_spec_examples(void **state)
 		feed_all(p, in, n, chunks[c], fr, pl, &k, &err);
 		assert_int_equal(err, 0);
 		assert_int_equal(k, 4);
-		char s[SOCK_ADDR_STRLEN];
-		assert_string_equal(sock_addr_str(&fr[0].from, s, sizeof(s)), "203.0.113.7:51820");
+		char s[ADDR_STRLEN];
+		assert_string_equal(addr_str(&fr[0].from, s, sizeof(s)), "203.0.113.7:51820");
 		assert_int_equal(fr[0].len, 5);
 		assert_memory_equal(pl[0], "hello", 5);
-		assert_string_equal(sock_addr_str(&fr[1].from, s, sizeof(s)), "[2001:db8::1]:443");
+		assert_string_equal(addr_str(&fr[1].from, s, sizeof(s)), "[2001:db8::1]:443");
 		assert_int_equal(fr[1].len, 3);
 		assert_memory_equal(pl[1], "\1\2\3", 3);
-		assert_string_equal(sock_addr_str(&fr[2].from, s, sizeof(s)), "1.2.3.4:5");
+		assert_string_equal(addr_str(&fr[2].from, s, sizeof(s)), "1.2.3.4:5");
 		assert_int_equal(fr[2].len, 0);
-		assert_string_equal(sock_addr_str(&fr[3].from, s, sizeof(s)), "127.0.0.1:12345");
+		assert_string_equal(addr_str(&fr[3].from, s, sizeof(s)), "127.0.0.1:12345");
 		assert_int_equal(fr[3].len, 1);
 		assert_memory_equal(pl[3], "x", 1);
 		assert_int_equal(p->state, UDP_PARSE_HLEN);
@@ -604,7 +604,7 @@ static void test_parser_zero_copy_and_errors(void **state)
 static void test_parser_large_split(void **state)
 {
 	/* a 65535-byte payload split at every 4099 bytes is gathered whole */
-	struct sock_addr a = addr_of("2001:db8::7", 9);
+	struct addr a = addr_of("2001:db8::7", 9);
 	size_t plen = 65535;
 	uint8_t *pl = malloc(plen), *in = malloc(plen + 64);
 	fill(pl, plen, 3);
@@ -624,7 +624,7 @@ static void test_parser_large_split(void **state)
 			frames++;
 			assert_int_equal(f.len, plen);
 			assert_memory_equal(f.payload, pl, plen);
-			assert_true(sock_addr_equal(&f.from, &a));
+			assert_true(addr_equal(&f.from, &a));
 		}
 	}
 	assert_int_equal(frames, 1);
@@ -642,7 +642,7 @@ static void test_server_visitor_frames_v4(void **state)
 	struct relay_counters *rc = relay_counters_new();
 	e.counters = rc;
 	struct peer p;
-	struct sock_addr svc, va;
+	struct addr svc, va;
 	server_up(f, &e, "127.0.0.1", &p, &svc);
 	relay_counters_unref(rc); /* the server holds its own reference */
 	int v = udp_socket("127.0.0.1", &va);
@@ -659,7 +659,7 @@ static void test_server_visitor_frames_v4(void **state)
 		exp[en++] = 0x0c;
 		memcpy(exp + en, "\0\0\0\0\x7f\0\0\x01", 8);
 		en += 8;
-		uint16_t port = sock_addr_port(&va);
+		uint16_t port = addr_port(&va);
 		exp[en++] = (uint8_t)port;
 		exp[en++] = (uint8_t)(port >> 8);
 		exp[en++] = (uint8_t)sizes[i];
@@ -688,7 +688,7 @@ static void test_server_frames_to_visitor(void **state)
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
 	struct peer p;
-	struct sock_addr svc, va, vb;
+	struct addr svc, va, vb;
 	server_up(f, &e, "127.0.0.1", &p, &svc);
 	int v = udp_socket("127.0.0.1", &va);
 	int w = udp_socket("127.0.0.1", &vb);
@@ -702,12 +702,12 @@ static void test_server_frames_to_visitor(void **state)
 		assert_memory_equal(got, buf, sizes[i]);
 	}
 	/* a v6 address on a v4 socket: dropped and counted, not fatal */
-	struct sock_addr six = addr_of("::1", 9);
+	struct addr six = addr_of("::1", 9);
 	size_t n = frame(fr, &six, (const uint8_t *)"zz", 2);
 	peer_write(&p, fr, n);
 	/* a closed port: sendto succeeds, ICMP is not reported on the
 	 * unconnected socket; the service keeps going */
-	struct sock_addr gone;
+	struct addr gone;
 	int tmp = udp_socket("127.0.0.1", &gone);
 	close(tmp);
 	n = frame(fr, &gone, (const uint8_t *)"lost", 4);
@@ -716,8 +716,8 @@ static void test_server_frames_to_visitor(void **state)
 	struct sockaddr_in6 m6 = { .sin6_family = AF_INET6 };
 	m6.sin6_addr.s6_addr[10] = m6.sin6_addr.s6_addr[11] = 0xff;
 	memcpy(&m6.sin6_addr.s6_addr[12], &((struct sockaddr_in *)&vb.ss)->sin_addr, 4);
-	m6.sin6_port = htons(sock_addr_port(&vb));
-	struct sock_addr mapped = { .len = sizeof(m6) };
+	m6.sin6_port = htons(addr_port(&vb));
+	struct addr mapped = { .len = sizeof(m6) };
 	memcpy(&mapped.ss, &m6, sizeof(m6));
 	n = frame(fr, &mapped, (const uint8_t *)"mapped", 6);
 	peer_write(&p, fr, n);
@@ -746,7 +746,7 @@ static void test_server_v6(void **state)
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
 	struct peer p;
-	struct sock_addr svc, va;
+	struct addr svc, va;
 	server_up(f, &e, "::1", &p, &svc);
 	int v = udp_socket("::1", &va);
 	assert_int_equal(sendto(v, "abc", 3, 0, (struct sockaddr *)&svc.ss, svc.len), 3);
@@ -772,7 +772,7 @@ static void test_server_split_byte_by_byte(void **state)
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
 	struct peer p;
-	struct sock_addr svc, va;
+	struct addr svc, va;
 	server_up(f, &e, "127.0.0.1", &p, &svc);
 	int v = udp_socket("127.0.0.1", &va);
 	uint8_t fr[128], got[64];
@@ -795,7 +795,7 @@ static void test_server_malformed_and_reattach(void **state)
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
 	struct peer p;
-	struct sock_addr svc, va;
+	struct addr svc, va;
 	server_up(f, &e, "127.0.0.1", &p, &svc);
 	int v = udp_socket("127.0.0.1", &va);
 	/* lost() attaches the spare channel at once, as the session does */
@@ -819,13 +819,13 @@ static void test_server_malformed_and_reattach(void **state)
 	/* visitors flow on the new one */
 	assert_int_equal(sendto(v, "again", 5, 0, (struct sockaddr *)&svc.ss, svc.len), 5);
 	assert_true(wait_frames(&p2, 1, 3000));
-	struct sock_addr from;
+	struct addr from;
 	const uint8_t *pl = NULL;
 	size_t pn;
 	assert_true(peer_frame(&p2, &from, &pl, &pn));
 	assert_int_equal(pn, 5);
 	assert_memory_equal(pl, "again", 5);
-	assert_true(sock_addr_equal(&from, &va));
+	assert_true(addr_equal(&from, &va));
 	/* EOF on the second: lost(MR_EEOF), now nothing attached */
 	close(p2.fd);
 	p2.fd = -1;
@@ -857,7 +857,7 @@ static void test_server_queue_bound(void **state)
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
 	e.max_queued_bytes = 16384;
-	struct sock_addr svc, va;
+	struct addr svc, va;
 	int sfd = udp_socket("127.0.0.1", &svc);
 	int big = 4 << 20;
 	setsockopt(sfd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
@@ -895,7 +895,7 @@ static void test_server_queue_bound(void **state)
 	assert_true(wait_frames(&p, in, 5000));
 	unsigned last = 0;
 	for (uint64_t k = 0; k < in; k++) {
-		struct sock_addr from;
+		struct addr from;
 		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
@@ -980,7 +980,7 @@ static void test_server_pending_bytes_resume(void **state)
 {
 	struct fx *f = *state;
 	struct udp_env e = env_of(f);
-	struct sock_addr svc, va;
+	struct addr svc, va;
 	int sfd = udp_socket("127.0.0.1", &svc);
 	assert_int_equal(udp_server_new(&e, sfd, &f->srv), 0);
 	int v = udp_socket("127.0.0.1", &va);
@@ -1022,7 +1022,7 @@ static void test_client_echo_sizes(void **state)
 	struct udp_env e = env_of(f);
 	struct peer p;
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
-	struct sock_addr vis = addr_of("203.0.113.7", 51820);
+	struct addr vis = addr_of("203.0.113.7", 51820);
 	uint8_t *buf = malloc(65536), *fr = malloc(65536 + 64);
 	/* §5.6's transcript first: the reply frame is the request frame */
 	uint8_t hello[32];
@@ -1064,7 +1064,7 @@ static void test_client_50_visitors(void **state)
 	struct peer p;
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	enum { N = 50 };
-	struct sock_addr vis[N];
+	struct addr vis[N];
 	uint8_t fr[128];
 	/* all 50 in one write: half v4, half v6 */
 	uint8_t all[N * 64];
@@ -1084,7 +1084,7 @@ static void test_client_50_visitors(void **state)
 	assert_true(wait_frames(&p, N, 5000));
 	bool seen[N] = { false };
 	for (int k = 0; k < N; k++) {
-		struct sock_addr from;
+		struct addr from;
 		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
@@ -1097,7 +1097,7 @@ static void test_client_50_visitors(void **state)
 		assert_true(idx >= 0 && idx < N);
 		assert_false(seen[idx]);
 		seen[idx] = true;
-		assert_true(sock_addr_equal(&from, &vis[idx]));
+		assert_true(addr_equal(&from, &vis[idx]));
 	}
 	struct udp_stats st;
 	udp_client_stats(f->cli, &st);
@@ -1113,7 +1113,7 @@ static void test_client_50_visitors(void **state)
 	}
 	assert_true(wait_frames(&p, N, 5000));
 	for (int k = 0; k < N; k++) {
-		struct sock_addr from;
+		struct addr from;
 		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
@@ -1123,7 +1123,7 @@ static void test_client_50_visitors(void **state)
 		int idx = -1;
 		assert_int_equal(sscanf(msg, "again %d", &idx), 1);
 		assert_true(idx >= 0 && idx < N);
-		assert_true(sock_addr_equal(&from, &vis[idx]));
+		assert_true(addr_equal(&from, &vis[idx]));
 	}
 	udp_client_stats(f->cli, &st);
 	assert_int_equal(st.mappings_total, N);
@@ -1154,7 +1154,7 @@ static void test_client_idle_expiry(void **state)
 	setenv("MOLERAT_TEST_UDP_IDLE_MS", "200", 1);
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	unsetenv("MOLERAT_TEST_UDP_IDLE_MS");
-	struct sock_addr vis = addr_of("192.0.2.1", 1000);
+	struct addr vis = addr_of("192.0.2.1", 1000);
 	uint8_t fr[64];
 	size_t n = frame(fr, &vis, (const uint8_t *)"ping", 4);
 	/* traffic every 50 ms keeps the mapping alive past 200 ms */
@@ -1185,7 +1185,7 @@ static void test_client_idle_expiry(void **state)
 	assert_int_equal(st.mappings_active, 1);
 	assert_int_equal(st.mappings_total, 2);
 	assert_int_equal(ec->nsrcs, 2);
-	assert_int_not_equal(sock_addr_port(&ec->srcs[0]), sock_addr_port(&ec->srcs[1]));
+	assert_int_not_equal(addr_port(&ec->srcs[0]), addr_port(&ec->srcs[1]));
 	assert_int_equal(f->lost_calls, 0);
 	echo_stop(f->loop, ec);
 	free(ec);
@@ -1207,15 +1207,15 @@ static bool pred_refused(void *arg)
 static void test_client_local_absent(void **state)
 {
 	struct fx *f = *state;
-	struct sock_addr gone;
+	struct addr gone;
 	int tmp = udp_socket("127.0.0.1", &gone);
 	close(tmp);
 	struct udp_env e = env_of(f);
 	char local[64];
-	snprintf(local, sizeof(local), "127.0.0.1:%u", sock_addr_port(&gone));
+	snprintf(local, sizeof(local), "127.0.0.1:%u", addr_port(&gone));
 	struct peer p;
 	client_up(f, &e, local, &p);
-	struct sock_addr va = addr_of("192.0.2.1", 1000), vb = addr_of("192.0.2.2", 2000);
+	struct addr va = addr_of("192.0.2.1", 1000), vb = addr_of("192.0.2.2", 2000);
 	uint8_t fr[64];
 	size_t n = frame(fr, &va, (const uint8_t *)"anyone?", 7);
 	peer_write(&p, fr, n);
@@ -1238,7 +1238,7 @@ static void test_client_local_absent(void **state)
 	n = frame(fr, &va, (const uint8_t *)"a", 1);
 	peer_write(&p, fr, n);
 	assert_true(wait_frames(&p, 2, 3000));
-	struct sock_addr from;
+	struct addr from;
 	const uint8_t *pl = NULL;
 	size_t pn;
 	int got_a = 0, got_b = 0;
@@ -1247,10 +1247,10 @@ static void test_client_local_absent(void **state)
 		assert_int_equal(pn, 1);
 		if (pl[0] == 'a') {
 			got_a++;
-			assert_true(sock_addr_equal(&from, &va));
+			assert_true(addr_equal(&from, &va));
 		} else {
 			got_b++;
-			assert_true(sock_addr_equal(&from, &vb));
+			assert_true(addr_equal(&from, &vb));
 		}
 	}
 	assert_int_equal(got_a, 1);
@@ -1300,7 +1300,7 @@ static void test_client_split_byte_by_byte(void **state)
 	struct udp_env e = env_of(f);
 	struct peer p;
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
-	struct sock_addr vis = addr_of("2001:db8::1", 443);
+	struct addr vis = addr_of("2001:db8::1", 443);
 	uint8_t fr[128];
 	size_t n = frame(fr, &vis, (const uint8_t *)"split", 5);
 	for (size_t i = 0; i < n; i++) {
@@ -1323,7 +1323,7 @@ static void client_malformed(struct fx *f, const char *hex, int want)
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	f->free_in_lost = true;
 	/* one good frame first: its mapping is closed with the channel */
-	struct sock_addr vis = addr_of("192.0.2.9", 9);
+	struct addr vis = addr_of("192.0.2.9", 9);
 	uint8_t fr[64];
 	size_t n = frame(fr, &vis, (const uint8_t *)"ok", 2);
 	peer_write(&p, fr, n);
@@ -1372,7 +1372,7 @@ static void test_client_mapping_cap(void **state)
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	uint8_t all[8 * 32];
 	size_t an = 0;
-	struct sock_addr vis[8];
+	struct addr vis[8];
 	for (int i = 0; i < 8; i++) {
 		char host[32];
 		snprintf(host, sizeof(host), "192.0.2.%d", i + 1);
@@ -1386,13 +1386,13 @@ static void test_client_mapping_cap(void **state)
 	peer_pump(&p);
 	assert_int_equal(peer_count_frames(&p), 5);
 	for (int k = 0; k < 5; k++) {
-		struct sock_addr from;
+		struct addr from;
 		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));
 		assert_int_equal(n, 1);
 		assert_true(pl[0] < 5);
-		assert_true(sock_addr_equal(&from, &vis[pl[0]]));
+		assert_true(addr_equal(&from, &vis[pl[0]]));
 	}
 	struct udp_stats st;
 	udp_client_stats(f->cli, &st);
@@ -1410,7 +1410,7 @@ static void test_client_resolving_queue(void **state)
 	assert_int_equal(dns_new(f->loop, &f->dns), 0);
 	/* a dual-stack echo on [::]: "localhost" may resolve to either */
 	struct echo *ec = malloc(sizeof(*ec));
-	struct sock_addr any = addr_of("::", 0);
+	struct addr any = addr_of("::", 0);
 	int efd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	assert_true(efd >= 0);
 	int zero = 0;
@@ -1419,13 +1419,13 @@ static void test_client_resolving_queue(void **state)
 	echo_start_fd(f->loop, ec, efd);
 	struct udp_env e = env_of(f);
 	char local[64];
-	snprintf(local, sizeof(local), "localhost:%u", sock_addr_port(&ec->addr));
+	snprintf(local, sizeof(local), "localhost:%u", addr_port(&ec->addr));
 	struct peer p;
 	client_up(f, &e, local, &p);
 	/* 300 frames in one write reach the client before the name resolves:
 	 * 256 wait, 44 are dropped */
 	enum { N = 300 };
-	struct sock_addr vis = addr_of("192.0.2.1", 1);
+	struct addr vis = addr_of("192.0.2.1", 1);
 	uint8_t *all = malloc(N * 32);
 	size_t an = 0;
 	for (int i = 0; i < N; i++) {
@@ -1439,7 +1439,7 @@ static void test_client_resolving_queue(void **state)
 	assert_int_equal(peer_count_frames(&p), UDP_MAX_QUEUED_PER_MAPPING);
 	/* in order, the first 256 */
 	for (int k = 0; k < UDP_MAX_QUEUED_PER_MAPPING; k++) {
-		struct sock_addr from;
+		struct addr from;
 		const uint8_t *pl = NULL;
 		size_t n;
 		assert_true(peer_frame(&p, &from, &pl, &n));

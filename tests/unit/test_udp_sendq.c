@@ -12,17 +12,17 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "udp_sendq.h"
+#include "plane/udp_sendq.h"
 
 /* A bound receiver and a sender connected to it (family AF_INET or
  * AF_INET6, on loopback). r[0] receiver, r[1] sender. */
-static void udp_pair(int family, int r[2], struct sock_addr *dst)
+static void udp_pair(int family, int r[2], struct addr *dst)
 {
 	int rx = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	assert_true(rx >= 0);
 	int big = 4 << 20;
 	setsockopt(rx, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-	struct sock_addr a;
+	struct addr a;
 	memset(&a, 0, sizeof(a));
 	if (family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
@@ -94,7 +94,7 @@ static bool on_err(void *owner, const struct udp_sendq *q, unsigned i, int err, 
 static struct udp_sendq q; /* about 70 KiB: not on the stack */
 
 /* Adds the datagrams of sizes[] (content seeded by index) to dst. */
-static void add_all(int fd, const struct sock_addr *to, const size_t *sizes, unsigned n)
+static void add_all(int fd, const struct addr *to, const size_t *sizes, unsigned n)
 {
 	static uint8_t b[70000];
 	for (unsigned i = 0; i < n; i++) {
@@ -106,7 +106,7 @@ static void add_all(int fd, const struct sock_addr *to, const size_t *sizes, uns
 static void test_runs_coalesce_and_keep_boundaries(void **state)
 {
 	int fds[2];
-	struct sock_addr dst;
+	struct addr dst;
 	udp_pair(AF_INET, fds, &dst);
 	udp_sendq_init(&q, true);
 	/* a run of 5 x 1400 ending with a short one, then a bigger one
@@ -136,7 +136,7 @@ static void test_runs_coalesce_and_keep_boundaries(void **state)
 static void test_no_gso_sends_one_message_each(void **state)
 {
 	int fds[2];
-	struct sock_addr dst;
+	struct addr dst;
 	udp_pair(AF_INET, fds, &dst);
 	udp_sendq_init(&q, false);
 	size_t sizes[] = { 100, 100, 100 };
@@ -155,7 +155,7 @@ static void test_no_gso_sends_one_message_each(void **state)
 static void test_runs_are_bounded(void **state)
 {
 	int fds[2];
-	struct sock_addr dst, other;
+	struct addr dst, other;
 	udp_pair(AF_INET, fds, &dst);
 	udp_sendq_init(&q, true);
 	/* 70 equal datagrams: a run holds at most UDP_SENDQ_GSO_SEGS */
@@ -188,7 +188,7 @@ static void test_runs_are_bounded(void **state)
 static void test_full_queue_refuses_and_empty_queue_takes_the_largest(void **state)
 {
 	int fds[2];
-	struct sock_addr dst;
+	struct addr dst;
 	udp_pair(AF_INET, fds, &dst);
 	udp_sendq_init(&q, true);
 	static uint8_t big[65507];
@@ -211,7 +211,7 @@ static void test_full_queue_refuses_and_empty_queue_takes_the_largest(void **sta
 static void test_refused_run_is_sent_singly(void **state)
 {
 	int fds[2];
-	struct sock_addr dst;
+	struct addr dst;
 	udp_pair(AF_INET6, fds, &dst);
 	int mtu = 1280;
 	assert_int_equal(connect(fds[1], (struct sockaddr *)&dst.ss, dst.len), 0);
@@ -243,7 +243,7 @@ static void test_refused_run_is_sent_singly(void **state)
 static void test_errors_count_datagrams(void **state)
 {
 	int fds[2];
-	struct sock_addr dst;
+	struct addr dst;
 	udp_pair(AF_INET, fds, &dst);
 	assert_int_equal(connect(fds[1], (struct sockaddr *)&dst.ss, dst.len), 0);
 	close(fds[0]); /* nobody listens any more: ICMP port unreachable */

@@ -18,8 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "xport.h"
+#include "base/loop.h"
+#include "xport/xport.h"
 
 
 static int getint(int fd, int level, int name)

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "base/loop.h"
 
 static inline void set_nonblock(int fd)
 {

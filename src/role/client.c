@@ -1,0 +1,653 @@
+#include "role/client.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/backoff.h"
+#include "role/chan.h"
+#include "xport/dial.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "codec/proto.h"
+#include "base/sock.h"
+#include "plane/udp.h"
+#include "base/util.h"
+
+enum {
+	CONNECT_TIMEOUT_MS = 10000,   /* per address tried */
+	HANDSHAKE_MS = 10000,         /* connect + handshake + Ack (Q5: rathole has none) */
+	MAX_DATA_CHANNELS = 8192,     /* data channels connecting or pooled, per client */
+};
+
+enum cs_state {
+	CS_WAIT_RETRY = 0,  /* sleeping before the next attempt */
+	CS_DIALING,         /* resolving and connecting remote_addr */
+	CS_HELLO,           /* transport handshake, then our Hello; waiting for the nonce */
+	CS_AUTH,            /* Auth sent; waiting for the Ack */
+	CS_READY,           /* established: reading commands */
+	CS_STOPPED,         /* removed; waiting to be freed */
+};
+
+struct client;
+
+/* One service's control channel. */
+struct csvc {
+	struct client *cl;
+	char *name;
+	size_t name_len;
+	char *token;             /* may contain NUL: token_len bytes */
+	size_t token_len;
+	char *local_addr;
+	enum conf_svc_type type;
+	int nodelay;
+	uint64_t retry_interval;
+	uint8_t digest[PROTO_DIGEST_LEN];
+	uint8_t key[PROTO_DIGEST_LEN];
+	enum cs_state state;
+	struct dial *dial;
+	struct chan *chan;
+	struct timer retry;      /* the backoff sleep */
+	struct timer deadline;   /* handshake deadline, then the heartbeat timeout */
+	struct backoff bo;
+	uint64_t attempt_start;
+	char server[ADDR_STRLEN];   /* the address this session connected to */
+	struct relay_counters *counters;
+};
+
+enum dc_state {
+	DC_DIALING = 0,   /* connecting to the server */
+	DC_WAIT_RETRY,    /* connect failed; backoff sleep */
+	DC_HELLO,         /* transport handshake, Hello sent; waiting for the command */
+	DC_LOCAL,         /* StartForwardTcp read; connecting local_addr */
+};
+
+/* One data channel until it is relaying (the relay owns it afterwards). */
+struct dchan {
+	struct dchan *next, *prev;
+	struct client *cl;
+	enum dc_state state;
+	char *label;              /* service name */
+	char *local_addr;
+	char *server;             /* "ip:port" of the session's server */
+	enum conf_svc_type type;
+	int nodelay;
+	uint8_t key[PROTO_DIGEST_LEN];
+	struct dial *dial;
+	struct chan *chan;
+	struct xport *x;          /* the data channel while local_addr connects */
+	struct timer retry;
+	struct backoff bo;
+	struct relay_counters *counters;
+};
+
+/* A UDP forwarder on one data channel (owned by the client). */
+struct cudp {
+	struct cudp *next, *prev;
+	struct client *cl;
+	struct udp_client *u;
+	char *label;
+};
+
+struct client {
+	struct server_env env;
+	struct cudp *udp_head;
+	char *remote_addr;
+	struct tcp_opts tcp;
+	uint64_t heartbeat_timeout_ms;
+	struct csvc **svcs;
+	size_t n_svcs;
+	struct dchan *dc_head;
+	unsigned n_dchans;
+	uint64_t last_warn;        /* rate limit of the data-channel cap warning */
+};
+
+static void cs_attempt(struct csvc *s);
+
+/* ---------------------------------------------------------------- data channels */
+
+static void dc_free(struct dchan *d)
+{
+	struct client *cl = d->cl;
+	struct loop *loop = cl->env.loop;
+	if (d->prev) d->prev->next = d->next; else cl->dc_head = d->next;
+	if (d->next) d->next->prev = d->prev;
+	cl->n_dchans--;
+	if (d->dial)
+		dial_cancel(d->dial);
+	if (d->chan)
+		chan_close(d->chan);
+	xport_close(d->x);
+	loop_timer_stop(loop, &d->retry);
+	relay_counters_unref(d->counters);
+	free(d->label);
+	free(d->local_addr);
+	free(d->server);
+	free(d);
+}
+
+static void dc_dial(struct dchan *d);
+
+static void dc_on_local(void *arg, int fd, int err, const struct addr *peer)
+{
+	struct dchan *d = arg;
+	d->dial = NULL;
+	if (fd < 0) {
+		log_error("service %s: cannot connect local_addr %s: %s; closing the visitor's connection",
+			  d->label, d->local_addr, mr_strerror(err));
+		dc_free(d);
+		return;
+	}
+	struct xport *lx = xport_tcp_new(fd);
+	struct xport *dx = d->x;
+	d->x = NULL;
+	if (!lx) {
+		xport_close(dx);
+		dc_free(d);
+		return;
+	}
+	struct relay_cfg rc = {
+		.loop = d->cl->env.loop,
+		.pipes = d->cl->env.pipes,
+		.mode = d->cl->env.relay_mode,
+		.set = d->cl->env.relays,
+		.counters = d->counters,
+		.label = d->label,
+		/* the local service was connected a moment ago */
+		.idle_at_start = RELAY_SIDE_B,
+	};
+	int r = relay_start(&rc, dx, lx);
+	if (r < 0)
+		log_warn("service %s: cannot start relay: %s", d->label, mr_strerror(r));
+	dc_free(d);
+}
+
+static void cudp_free(struct cudp *u)
+{
+	struct client *cl = u->cl;
+	if (u->prev) u->prev->next = u->next; else cl->udp_head = u->next;
+	if (u->next) u->next->prev = u->prev;
+	udp_client_free(u->u);
+	free(u->label);
+	free(u);
+}
+
+static void cudp_lost(void *arg, int err)
+{
+	struct cudp *u = arg;
+	log_warn("service %s: UDP data channel ended: %s", u->label, mr_strerror(err));
+	cudp_free(u);
+}
+
+/* StartForwardUdp: the data channel now carries the service's datagrams. */
+static void dc_start_udp(struct dchan *d, struct xport *x)
+{
+	struct client *cl = d->cl;
+	struct cudp *u = calloc(1, sizeof(*u));
+	if (u)
+		u->label = strdup(d->label);
+	if (!u || !u->label) {
+		free(u);
+		xport_close(x);
+		return;
+	}
+	struct udp_env ue = {
+		.loop = cl->env.loop,
+		.dns = cl->env.dns,
+		.label = d->label,
+		.counters = d->counters,
+		.lost = cudp_lost,
+		.arg = u,
+	};
+	u->cl = cl;
+	int r = udp_client_new(&ue, d->local_addr, x, &u->u);
+	if (r < 0) {
+		log_error("service %s: cannot start UDP forwarding: %s", d->label, mr_strerror(r));
+		free(u->label);
+		free(u);
+		return;
+	}
+	u->next = cl->udp_head;
+	if (cl->udp_head)
+		cl->udp_head->prev = u;
+	cl->udp_head = u;
+	log_info("service %s: UDP forwarding to %s", d->label, d->local_addr);
+}
+
+static void dc_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t len)
+{
+	struct dchan *d = owner;
+	enum proto_data_cmd cmd;
+	int r = proto_decode_data_cmd(msg, len, &cmd);
+	if (r < 0) {
+		log_error("service %s: invalid data channel command: %s", d->label, mr_strerror(r));
+		dc_free(d);
+		return;
+	}
+	if ((cmd == DATA_START_TCP) != (d->type == SVC_TCP)) {
+		log_error("service %s: the server asks to forward %s but the service is %s here; check `type` on both ends",
+			  d->label, cmd == DATA_START_TCP ? "TCP" : "UDP", conf_svc_type_name(d->type));
+		dc_free(d);
+		return;
+	}
+	if (cmd == DATA_START_UDP) {
+		dc_start_udp(d, chan_detach(c));
+		d->chan = NULL;
+		dc_free(d);
+		return;
+	}
+	d->x = chan_detach(c);
+	d->chan = NULL;
+	d->state = DC_LOCAL;
+	int err = 0;
+	d->dial = dial_start(d->cl->env.loop, d->cl->env.dns, d->local_addr, CONNECT_TIMEOUT_MS,
+			     dc_on_local, d, &err);
+	if (!d->dial) {
+		log_error("service %s: cannot connect local_addr %s: %s", d->label, d->local_addr, mr_strerror(err));
+		dc_free(d);
+	}
+}
+
+static void dc_on_open(struct chan *c, void *owner)
+{
+	struct dchan *d = owner;
+	uint8_t hello[PROTO_HELLO_LEN];
+	proto_encode_hello(hello, HELLO_DATA, d->key);
+	chan_send(c, hello, sizeof(hello));
+	chan_expect(c, PROTO_CMD_LEN);   /* no timeout: a pooled channel may wait for hours (Q25) */
+}
+
+static void dc_on_error(struct chan *c, void *owner, int err)
+{
+	struct dchan *d = owner;
+	if (err == MR_EEOF)
+		log_debug("service %s: data channel closed by the server before use", d->label);
+	else
+		log_warn("service %s: data channel: %s", d->label, mr_strerror(err));
+	dc_free(d);
+}
+
+static const struct chan_cbs dc_cbs = {
+	.on_open = dc_on_open,
+	.on_msg = dc_on_msg,
+	.on_error = dc_on_error,
+};
+
+static void dc_retry(struct loop *loop, struct timer *t)
+{
+	dc_dial(t->data);
+}
+
+static void dc_on_server(void *arg, int fd, int err, const struct addr *peer)
+{
+	struct dchan *d = arg;
+	struct loop *loop = d->cl->env.loop;
+	d->dial = NULL;
+	if (fd < 0) {
+		uint64_t delay;
+		if (backoff_next(&d->bo, loop_now(loop), &delay) != 0) {
+			log_warn("service %s: gave up opening a data channel to %s: %s", d->label, d->server,
+				 mr_strerror(err));
+			dc_free(d);
+			return;
+		}
+		log_debug("service %s: data channel connect failed: %s; retrying in %llu ms", d->label,
+			  mr_strerror(err), (unsigned long long)delay);
+		d->state = DC_WAIT_RETRY;
+		loop_timer_start(loop, &d->retry, delay);
+		return;
+	}
+	xport_tcp_apply_opts(fd, &d->cl->tcp);
+	if (d->nodelay >= 0)
+		sock_set_nodelay(fd, d->nodelay);
+	struct xport *x = xport_tcp_new(fd);
+	d->chan = x ? chan_new(loop, x, &dc_cbs, d) : NULL;
+	if (!d->chan) {
+		dc_free(d);
+		return;
+	}
+	d->state = DC_HELLO;
+}
+
+static void dc_dial(struct dchan *d)
+{
+	int err = 0;
+	d->state = DC_DIALING;
+	d->dial = dial_start(d->cl->env.loop, d->cl->env.dns, d->server, CONNECT_TIMEOUT_MS, dc_on_server, d, &err);
+	if (!d->dial) {
+		log_warn("service %s: cannot open a data channel: %s", d->label, mr_strerror(err));
+		dc_free(d);
+	}
+}
+
+static void dc_start(struct csvc *s)
+{
+	struct client *cl = s->cl;
+	if (cl->n_dchans >= MAX_DATA_CHANNELS) {
+		uint64_t now = loop_now(cl->env.loop);
+		if (cl->last_warn && now - cl->last_warn < 1000)
+			return;
+		cl->last_warn = now;
+		log_warn("service %s: %u data channels already open or opening; ignoring CreateDataChannel",
+			  s->name, cl->n_dchans);
+		return;
+	}
+	struct dchan *d = calloc(1, sizeof(*d));
+	if (!d)
+		return;
+	d->cl = cl;
+	d->label = strdup(s->name);
+	d->local_addr = strdup(s->local_addr);
+	d->server = strdup(s->server);
+	d->type = s->type;
+	d->nodelay = s->nodelay;
+	memcpy(d->key, s->key, PROTO_DIGEST_LEN);
+	d->counters = relay_counters_ref(s->counters);
+	loop_timer_init(&d->retry, dc_retry, d);
+	struct backoff_params bp = backoff_params_data_channel();
+	backoff_init(&d->bo, &bp, loop_now(cl->env.loop), NULL, NULL);
+	d->next = cl->dc_head;
+	if (cl->dc_head)
+		cl->dc_head->prev = d;
+	cl->dc_head = d;
+	cl->n_dchans++;
+	if (!d->label || !d->local_addr || !d->server) {
+		dc_free(d);
+		return;
+	}
+	dc_dial(d);
+}
+
+/* ---------------------------------------------------------------- control channel */
+
+static void cs_close_conn(struct csvc *s)
+{
+	if (s->dial)
+		dial_cancel(s->dial);
+	s->dial = NULL;
+	if (s->chan)
+		chan_close(s->chan);
+	s->chan = NULL;
+	loop_timer_stop(s->cl->env.loop, &s->deadline);
+}
+
+/* A failed attempt: close, then sleep for the next backoff interval (§4.1
+ * step 9). */
+static void cs_fail(struct csvc *s, const char *what, int err)
+{
+	struct loop *loop = s->cl->env.loop;
+	cs_close_conn(s);
+	uint64_t now = loop_now(loop);
+	if (now - s->attempt_start > BACKOFF_CTRL_RESET_MS)
+		backoff_reset(&s->bo, now);
+	uint64_t delay = 1000;
+	backoff_next(&s->bo, now, &delay);
+	log_error("service %s: %s: %s; retrying in %llu ms", s->name, what, mr_strerror(err),
+		  (unsigned long long)delay);
+	s->state = CS_WAIT_RETRY;
+	loop_timer_start(loop, &s->retry, delay);
+}
+
+static void cs_on_deadline(struct loop *loop, struct timer *t)
+{
+	struct csvc *s = t->data;
+	if (s->state == CS_READY)
+		cs_fail(s, "control channel", MR_EHEARTBEAT);
+	else
+		cs_fail(s, "handshake with the server", MR_ETIMEDOUT_HS);
+}
+
+static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t len)
+{
+	struct csvc *s = owner;
+	struct client *cl = s->cl;
+	struct loop *loop = cl->env.loop;
+	int r;
+	switch (s->state) {
+	case CS_HELLO: {
+		enum proto_hello_kind kind;
+		uint8_t nonce[PROTO_DIGEST_LEN];
+		r = proto_decode_hello(msg, len, &kind, nonce);
+		if (r == 0 && kind != HELLO_CONTROL)
+			r = MR_EPROTO_UNEXPECTED;
+		if (r < 0) {
+			cs_fail(s, "invalid Hello from the server", r);
+			return;
+		}
+		proto_session_key(s->token, s->token_len, nonce, s->key);
+		chan_send(c, s->key, PROTO_AUTH_LEN);
+		s->state = CS_AUTH;
+		chan_expect(c, PROTO_CMD_LEN);
+		return;
+	}
+	case CS_AUTH: {
+		enum proto_ack ack;
+		r = proto_decode_ack(msg, len, &ack);
+		if (r < 0) {
+			cs_fail(s, "invalid Ack from the server", r);
+			return;
+		}
+		if (ack != ACK_OK) {
+			cs_fail(s, "authentication failed",
+				ack == ACK_SERVICE_NOT_EXIST ? MR_ESERVICE : MR_EAUTH);
+			return;
+		}
+		s->state = CS_READY;
+		log_info("service %s: control channel established with %s", s->name, s->server);
+		if (cl->heartbeat_timeout_ms)
+			loop_timer_start(loop, &s->deadline, cl->heartbeat_timeout_ms);
+		else
+			loop_timer_stop(loop, &s->deadline);
+		chan_expect(c, PROTO_CMD_LEN);
+		return;
+	}
+	case CS_READY: {
+		enum proto_ctrl_cmd cmd;
+		r = proto_decode_ctrl_cmd(msg, len, &cmd);
+		if (r < 0) {
+			cs_fail(s, "invalid command from the server", r);
+			return;
+		}
+		if (cl->heartbeat_timeout_ms)
+			loop_timer_start(loop, &s->deadline, cl->heartbeat_timeout_ms);
+		if (cmd == CMD_CREATE_DATA_CHANNEL)
+			dc_start(s);
+		else
+			log_trace("service %s: heartbeat", s->name);
+		chan_expect(c, PROTO_CMD_LEN);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+static void cs_on_open(struct chan *c, void *owner)
+{
+	struct csvc *s = owner;
+	uint8_t hello[PROTO_HELLO_LEN];
+	proto_encode_hello(hello, HELLO_CONTROL, s->digest);
+	chan_send(c, hello, sizeof(hello));
+	chan_expect(c, PROTO_HELLO_LEN);
+}
+
+static void cs_on_error(struct chan *c, void *owner, int err)
+{
+	struct csvc *s = owner;
+	cs_fail(s, s->state == CS_READY ? "control channel lost" : "handshake with the server", err);
+}
+
+static const struct chan_cbs cs_cbs = {
+	.on_open = cs_on_open,
+	.on_msg = cs_on_msg,
+	.on_error = cs_on_error,
+};
+
+static void cs_on_dial(void *arg, int fd, int err, const struct addr *peer)
+{
+	struct csvc *s = arg;
+	struct loop *loop = s->cl->env.loop;
+	s->dial = NULL;
+	if (fd < 0) {
+		cs_fail(s, "cannot connect to the server", err);
+		return;
+	}
+	addr_str(peer, s->server, sizeof(s->server));
+	/* connecting is bounded per address by the dial; this bounds the
+	 * handshake up to the Ack */
+	loop_timer_start(loop, &s->deadline, HANDSHAKE_MS);
+	xport_tcp_apply_opts(fd, &s->cl->tcp);
+	sock_set_nodelay(fd, 1);
+	struct xport *x = xport_tcp_new(fd);
+	s->chan = x ? chan_new(loop, x, &cs_cbs, s) : NULL;
+	if (!s->chan) {
+		cs_fail(s, "cannot set up the control channel", -ENOMEM);
+		return;
+	}
+	s->state = CS_HELLO;
+}
+
+static void cs_attempt(struct csvc *s)
+{
+	struct client *cl = s->cl;
+	struct loop *loop = cl->env.loop;
+	int err = 0;
+	s->attempt_start = loop_now(loop);
+	s->state = CS_DIALING;
+	s->dial = dial_start(loop, cl->env.dns, cl->remote_addr, CONNECT_TIMEOUT_MS, cs_on_dial, s, &err);
+	if (!s->dial)
+		cs_fail(s, "cannot connect to the server", err);
+}
+
+static void cs_on_retry(struct loop *loop, struct timer *t)
+{
+	cs_attempt(t->data);
+}
+
+static void csvc_free_mem(void *arg)
+{
+	struct csvc *s = arg;
+	relay_counters_unref(s->counters);
+	free(s->name);
+	free(s->token);
+	free(s->local_addr);
+	free(s);
+}
+
+static void csvc_stop(struct csvc *s)
+{
+	struct loop *loop = s->cl->env.loop;
+	cs_close_conn(s);
+	loop_timer_stop(loop, &s->retry);
+	s->state = CS_STOPPED;
+	loop_defer(loop, csvc_free_mem, s);
+}
+
+static struct csvc *csvc_new(struct client *cl, const struct conf_service *c)
+{
+	struct csvc *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->cl = cl;
+	s->name = mr_strndup(c->name, c->name_len);
+	s->name_len = c->name_len;
+	s->token = mr_strndup(c->token, c->token_len);
+	s->token_len = c->token_len;
+	s->local_addr = strdup(c->local_addr);
+	s->type = c->type;
+	s->nodelay = c->nodelay;
+	s->retry_interval = c->retry_interval;
+	s->counters = relay_counters_new();
+	if (!s->name || !s->token || !s->local_addr || !s->counters) {
+		csvc_free_mem(s);
+		return NULL;
+	}
+	proto_service_digest(c->name, c->name_len, s->digest);
+	loop_timer_init(&s->retry, cs_on_retry, s);
+	loop_timer_init(&s->deadline, cs_on_deadline, s);
+	struct backoff_params bp = backoff_params_control(s->retry_interval);
+	backoff_init(&s->bo, &bp, loop_now(cl->env.loop), NULL, NULL);
+	return s;
+}
+
+/* ---------------------------------------------------------------- client */
+
+void client_remove_service(struct client *cl, const struct conf_service *c)
+{
+	for (size_t i = 0; i < cl->n_svcs; i++) {
+		struct csvc *s = cl->svcs[i];
+		if (s->name_len == c->name_len && memcmp(s->name, c->name, c->name_len) == 0) {
+			log_info("service %s: stopped", s->name);
+			csvc_stop(s);
+			cl->svcs[i] = cl->svcs[--cl->n_svcs];
+			return;
+		}
+	}
+}
+
+int client_add_service(struct client *cl, const struct conf_service *c)
+{
+	client_remove_service(cl, c);
+	struct csvc *s = csvc_new(cl, c);
+	if (!s)
+		return -ENOMEM;
+	struct csvc **nv = realloc(cl->svcs, (cl->n_svcs + 1) * sizeof(*nv));
+	if (!nv) {
+		csvc_free_mem(s);
+		return -ENOMEM;
+	}
+	cl->svcs = nv;
+	cl->svcs[cl->n_svcs++] = s;
+	/* start from the loop, like every other attempt */
+	s->state = CS_WAIT_RETRY;
+	loop_timer_start(cl->env.loop, &s->retry, 0);
+	return 0;
+}
+
+int client_new(const struct server_env *env, const struct conf_client *cfg, struct client **out)
+{
+	struct client *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	cl->env = *env;
+	cl->remote_addr = strdup(cfg->remote_addr);
+	cl->tcp.nodelay = cfg->transport.tcp.nodelay;
+	cl->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
+	cl->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
+	cl->heartbeat_timeout_ms = secs_to_ms(cfg->heartbeat_timeout);
+	int r = cl->remote_addr ? 0 : -ENOMEM;
+	char host[256];
+	uint16_t port;
+	if (r == 0 && addr_split_host_port(cfg->remote_addr, host, sizeof(host), &port) < 0) {
+		log_error("client.remote_addr \"%s\" is not host:port", cfg->remote_addr);
+		r = MR_EFORMAT;
+	}
+	for (size_t i = 0; r == 0 && i < cfg->n_services; i++)
+		r = client_add_service(cl, &cfg->services[i]);
+	if (r < 0) {
+		client_free(cl);
+		return r;
+	}
+	log_info("client for %s started (%zu service%s)", cfg->remote_addr, cfg->n_services,
+		 cfg->n_services == 1 ? "" : "s");
+	*out = cl;
+	return 0;
+}
+
+void client_free(struct client *cl)
+{
+	if (!cl)
+		return;
+	for (size_t i = 0; i < cl->n_svcs; i++)
+		csvc_stop(cl->svcs[i]);
+	while (cl->dc_head)
+		dc_free(cl->dc_head);
+	while (cl->udp_head)
+		cudp_free(cl->udp_head);
+	free(cl->svcs);
+	free(cl->remote_addr);
+	free(cl);
+}

@@ -1,0 +1,25 @@
+/* client: the client role (control plane). One control channel per service
+ * (spec §4.1) with rathole's reconnect backoff (§6.2, §6.3; a 100 ms floor
+ * instead of Q7's busy loop); for each CreateDataChannel a data channel
+ * (§5.2) that, on StartForwardTcp, connects local_addr and hands both ends
+ * to a relay.
+ *
+ * Ownership: client_new copies what it needs from the conf. client_free
+ * closes every control channel and every data channel not yet relaying;
+ * running relays finish on their own (spec §9.3). */
+#ifndef MOLERAT_CLIENT_H
+#define MOLERAT_CLIENT_H
+
+#include "codec/conf.h"
+#include "role/server.h"   /* struct server_env: the same environment */
+
+struct client;
+
+int client_new(const struct server_env *env, const struct conf_client *cfg, struct client **out);
+void client_free(struct client *c);
+
+/* Hot reload: start (or restart) one service; stop one service. */
+int client_add_service(struct client *c, const struct conf_service *svc);
+void client_remove_service(struct client *c, const struct conf_service *svc);
+
+#endif

@@ -1,0 +1,1088 @@
+#include "role/server.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/backoff.h"
+#include "role/chan.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "codec/proto.h"
+#include "base/sock.h"
+#include "plane/udp.h"
+#include "base/util.h"
+
+/* Bounds (spec Q30: rathole has none). */
+enum {
+	MAX_HANDSHAKES = 1024,       /* connections on bind_addr not yet authenticated */
+	HANDSHAKE_MS = 10000,        /* transport handshake + Hello + Auth */
+	MAX_VISITORS_WAITING = 2048, /* per service (rathole's CHAN_SIZE) */
+	MAX_POOLED_CHANNELS = 4096,  /* per service (rathole: 2 x CHAN_SIZE) */
+	VISITOR_WAIT_MS = 10000,     /* a visitor waiting longer for a data channel is closed */
+	ACCEPT_BATCH = 64,           /* accepts per wake-up */
+	LOG_EVERY_MS = 1000,         /* rate limit of repeated warnings */
+};
+
+struct session;
+
+/* One configured service. */
+struct svc {
+	struct server *srv;
+	char *name;
+	size_t name_len;
+	char *token;             /* may contain NUL: token_len bytes */
+	size_t token_len;
+	char *bind_addr;
+	enum conf_svc_type type;
+	int nodelay;
+	uint8_t digest[PROTO_DIGEST_LEN];
+	struct session *session;       /* the live control channel's session, or NULL */
+	struct relay_counters *counters;
+};
+
+/* A visitor accepted on a service listener, waiting for a data channel. */
+struct visitor {
+	struct visitor *next, *prev;
+	struct session *sess;
+	int fd;
+	struct timer wait;
+};
+
+/* An authenticated data channel: waiting in the pool, or (paired or
+ * udp_start set) on the draining list while its 4-byte command is written. */
+struct pooled {
+	struct pooled *next, *prev;
+	struct session *sess;
+	struct chan *chan;
+	struct visitor *paired;        /* set while StartForwardTcp drains */
+	bool udp_start;                /* set while StartForwardUdp drains */
+};
+
+enum listener_state {
+	LST_RESOLVING = 0,  /* waiting for the bind address */
+	LST_BOUND,          /* accepting */
+	LST_BIND_RETRY,     /* the bind failed; retrying after a backoff */
+	LST_ACCEPT_PAUSE,   /* accept failed (EMFILE...); paused for a backoff */
+	LST_FULL,           /* MAX_VISITORS_WAITING wait: not accepting (the
+			     * kernel's backlog holds newcomers) until one is paired */
+};
+
+/* One authenticated control channel and everything tied to it (§4.4). */
+struct session {
+	struct server *srv;
+	struct svc *svc;
+	uint8_t key[PROTO_DIGEST_LEN];
+	struct chan *ctrl;
+	struct timer heartbeat;
+	enum listener_state lst;
+	struct dns_req *dreq;
+	struct addr bind;
+	struct io_watcher lw;
+	struct timer retry;
+	struct backoff bo;
+	uint64_t last_warn;
+	struct visitor *v_head, *v_tail;
+	unsigned n_visitors;
+	struct pooled *p_head, *p_tail;
+	unsigned n_pooled;
+	struct pooled *dr_head;        /* StartForwardTcp/Udp still being written */
+	struct udp_server *udp;        /* UDP services: owns the bound socket */
+	bool ending;
+};
+
+enum hs_state {
+	HS_HELLO = 0,  /* waiting for the 37-byte Hello */
+	HS_AUTH,       /* control channel: nonce sent, waiting for Auth */
+	HS_CLOSING,    /* a failure Ack is draining; close when written */
+};
+
+/* A connection on bind_addr before it is a control or data channel. */
+struct handshake {
+	struct handshake *next, *prev;
+	struct server *srv;
+	struct chan *chan;
+	struct timer timeout;
+	enum hs_state state;
+	struct svc *svc;
+	uint8_t nonce[PROTO_DIGEST_LEN];
+	char peer[ADDR_STRLEN];
+};
+
+struct server {
+	struct server_env env;
+	char *bind_addr;
+	struct tcp_opts tcp;
+	uint64_t heartbeat_ms;
+	struct dns_req *dreq;
+	struct io_watcher lw;
+	struct timer accept_retry;
+	struct backoff accept_bo;
+	uint64_t last_warn;
+	struct handshake *hs_head;
+	unsigned n_handshakes;
+	unsigned max_handshakes;   /* MAX_HANDSHAKES; lower in tests */
+	bool hs_full;              /* accepting paused: max_handshakes in flight */
+	struct svc **svcs;
+	size_t n_svcs;
+};
+
+static void session_end(struct session *s, const char *why);
+static void session_pair(struct session *s);
+static void session_udp_feed(struct session *s);
+static void session_request(struct session *s);
+
+/* accept(2) errors that concern only the connection being accepted (the
+ * man page's "treat as EAGAIN and retry" list): go on accepting. */
+static bool accept_transient(int err)
+{
+	switch (-err) {
+	case ECONNABORTED: case EINTR: case EPROTO: case ENETDOWN: case ENOPROTOOPT:
+	case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+	case EPERM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool warn_ok(struct loop *loop, uint64_t *last)
+{
+	uint64_t now = loop_now(loop);
+	if (*last && now - *last < LOG_EVERY_MS)
+		return false;
+	*last = now;
+	return true;
+}
+
+/* One accept on listener w (bound to what). Returns the fd (bo reset);
+ * -EAGAIN when nobody waits; -EINTR after an error that concerned only the
+ * connection being accepted (go on); another error (EMFILE...) after the
+ * listener was paused for bo's next delay, logged at most once a second,
+ * never a busy loop: the timer resume re-arms it. */
+static int listener_accept(struct loop *loop, struct io_watcher *w, struct backoff *bo,
+			   struct timer *resume, uint64_t *last_warn, const char *what,
+			   struct addr *peer)
+{
+	int fd = sock_accept(w->fd, peer);
+	if (fd >= 0) {
+		backoff_reset(bo, loop_now(loop));
+		return fd;
+	}
+	if (fd == -EAGAIN)
+		return fd;
+	if (accept_transient(fd))
+		return -EINTR;
+	uint64_t delay = 500;
+	backoff_next(bo, loop_now(loop), &delay);
+	if (warn_ok(loop, last_warn))
+		log_error("accept on %s failed: %s; pausing accepts for %llu ms (raise the file limit?)",
+			  what, mr_strerror(fd), (unsigned long long)delay);
+	loop_io_set(loop, w, 0);
+	loop_timer_start(loop, resume, delay);
+	return fd;
+}
+
+static const char *svc_label(const struct svc *v) { return v->name; }
+
+/* ---------------------------------------------------------------- services */
+
+static void hs_free(struct handshake *h, bool close_chan);
+
+static void svc_free(struct svc *v, const char *why)
+{
+	if (!v)
+		return;
+	if (v->session)
+		session_end(v->session, why);
+	/* handshakes waiting for this service's Auth cannot finish */
+	struct handshake *h = v->srv->hs_head;
+	while (h) {
+		struct handshake *next = h->next;
+		if (h->svc == v)
+			hs_free(h, true);
+		h = next;
+	}
+	relay_counters_unref(v->counters);
+	free(v->name);
+	free(v->token);
+	free(v->bind_addr);
+	free(v);
+}
+
+static struct svc *svc_new(struct server *srv, const struct conf_service *c)
+{
+	struct svc *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	v->srv = srv;
+	v->name = mr_strndup(c->name, c->name_len);
+	v->name_len = c->name_len;
+	v->token = mr_strndup(c->token, c->token_len);
+	v->token_len = c->token_len;
+	v->bind_addr = strdup(c->bind_addr);
+	v->type = c->type;
+	v->nodelay = c->nodelay;
+	v->counters = relay_counters_new();
+	if (!v->name || !v->token || !v->bind_addr || !v->counters) {
+		svc_free(v, "out of memory");
+		return NULL;
+	}
+	proto_service_digest(c->name, c->name_len, v->digest);
+	return v;
+}
+
+static struct svc *svc_by_digest(struct server *srv, const uint8_t d[PROTO_DIGEST_LEN])
+{
+	for (size_t i = 0; i < srv->n_svcs; i++)
+		if (memcmp(srv->svcs[i]->digest, d, PROTO_DIGEST_LEN) == 0)
+			return srv->svcs[i];
+	return NULL;
+}
+
+static struct session *session_by_key(struct server *srv, const uint8_t key[PROTO_DIGEST_LEN])
+{
+	for (size_t i = 0; i < srv->n_svcs; i++) {
+		struct session *s = srv->svcs[i]->session;
+		if (s && !s->ending && proto_digest_equal(s->key, key))
+			return s;
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- visitors */
+
+static void visitor_unlink(struct session *s, struct visitor *v)
+{
+	if (v->prev) v->prev->next = v->next; else s->v_head = v->next;
+	if (v->next) v->next->prev = v->prev; else s->v_tail = v->prev;
+	v->next = v->prev = NULL;
+	s->n_visitors--;
+	if (s->lst == LST_FULL && !s->ending) {
+		s->lst = LST_BOUND;
+		loop_io_set(s->srv->env.loop, &s->lw, LOOP_READ);
+	}
+}
+
+static void visitor_free(struct loop *loop, struct visitor *v)
+{
+	loop_timer_stop(loop, &v->wait);
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v);
+}
+
+static void visitor_on_timeout(struct loop *loop, struct timer *t)
+{
+	struct visitor *v = t->data;
+	struct session *s = v->sess;
+	log_warn("service %s: visitor waited %d s for a data channel; closing it (is the client able to reach this server?)",
+		 svc_label(s->svc), VISITOR_WAIT_MS / 1000);
+	visitor_unlink(s, v);
+	visitor_free(loop, v);
+}
+
+/* ---------------------------------------------------------------- pool */
+
+static void pooled_unlink(struct session *s, struct pooled *p)
+{
+	if (p->prev) p->prev->next = p->next; else s->p_head = p->next;
+	if (p->next) p->next->prev = p->prev; else s->p_tail = p->prev;
+	p->next = p->prev = NULL;
+	s->n_pooled--;
+}
+
+static void draining_add(struct session *s, struct pooled *p)
+{
+	p->prev = NULL;
+	p->next = s->dr_head;
+	if (s->dr_head)
+		s->dr_head->prev = p;
+	s->dr_head = p;
+}
+
+static void draining_remove(struct session *s, struct pooled *p)
+{
+	if (p->prev) p->prev->next = p->next; else s->dr_head = p->next;
+	if (p->next) p->next->prev = p->prev;
+	p->next = p->prev = NULL;
+}
+
+static void pooled_on_error(struct chan *c, void *owner, int err)
+{
+	struct pooled *p = owner;
+	struct session *s = p->sess;
+	struct loop *loop = s->srv->env.loop;
+	log_debug("service %s: pooled data channel closed: %s", svc_label(s->svc), mr_strerror(err));
+	if (!p->paired && !p->udp_start) {
+		pooled_unlink(s, p);
+		chan_close(c);
+		free(p);
+		return;
+	}
+	draining_remove(s, p);
+	struct visitor *v = p->paired;
+	chan_close(c);
+	free(p);
+	if (v) {
+		/* StartForwardTcp could not be written: the visitor goes back to
+		 * the front, waits afresh, and one more channel is asked for
+		 * (§5.1) */
+		v->next = s->v_head;
+		v->prev = NULL;
+		if (s->v_head) s->v_head->prev = v; else s->v_tail = v;
+		s->v_head = v;
+		s->n_visitors++;
+		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
+	}
+	session_request(s);
+	if (v)
+		session_pair(s);
+	else
+		session_udp_feed(s);
+}
+
+static void start_tcp_relay(struct session *s, struct pooled *p)
+{
+	struct visitor *v = p->paired;
+	draining_remove(s, p);
+	struct xport *dx = chan_detach(p->chan);
+	struct xport *vx = xport_tcp_new(v->fd);
+	v->fd = -1;
+	visitor_free(s->srv->env.loop, v);
+	free(p);
+	if (!vx) {
+		xport_close(dx);
+		return;
+	}
+	struct relay_cfg rc = {
+		.loop = s->srv->env.loop,
+		.pipes = s->srv->env.pipes,
+		.mode = s->srv->env.relay_mode,
+		.set = s->srv->env.relays,
+		.counters = s->svc->counters,
+		.label = s->svc->name,
+		/* the client sends nothing before StartForwardTcp */
+		.idle_at_start = RELAY_SIDE_A,
+	};
+	int r = relay_start(&rc, dx, vx);
+	if (r < 0)
+		log_warn("service %s: cannot start relay: %s", svc_label(s->svc), mr_strerror(r));
+}
+
+static void start_udp(struct session *s, struct pooled *p)
+{
+	draining_remove(s, p);
+	struct xport *dx = chan_detach(p->chan);
+	free(p);
+	int r = udp_server_attach(s->udp, dx);
+	if (r < 0)
+		log_warn("service %s: cannot attach the UDP data channel: %s", svc_label(s->svc), mr_strerror(r));
+	else
+		log_debug("service %s: UDP data channel attached", svc_label(s->svc));
+}
+
+static void pooled_on_drain(struct chan *c, void *owner)
+{
+	struct pooled *p = owner;
+	if (p->paired)
+		start_tcp_relay(p->sess, p);
+	else if (p->udp_start)
+		start_udp(p->sess, p);
+}
+
+static const struct chan_cbs pooled_cbs = {
+	.on_error = pooled_on_error,
+	.on_drain = pooled_on_drain,
+};
+
+/* Requests one more data channel from the client (§5.1). */
+static void session_request(struct session *s)
+{
+	if (!s->ctrl)
+		return;
+	uint8_t cmd[4];
+	proto_encode_u32(cmd, CMD_CREATE_DATA_CHANNEL);
+	int r = chan_send(s->ctrl, cmd, sizeof(cmd));
+	if (r < 0) {
+		/* a failed write ends the control channel (§4.2 step 7); a
+		 * full queue means the client stopped reading */
+		log_warn("service %s: cannot request a data channel: %s", svc_label(s->svc), mr_strerror(r));
+		session_end(s, "cannot write to the control channel");
+		return;
+	}
+	if (s->srv->heartbeat_ms)
+		loop_timer_start(s->srv->env.loop, &s->heartbeat, s->srv->heartbeat_ms);
+}
+
+/* Writes StartForwardTcp (p->paired set) or StartForwardUdp (p->udp_start)
+ * on a channel taken off the pool; once the command is out, the relay or
+ * the UDP forwarder takes the channel (pooled_on_drain). */
+static void pooled_start(struct session *s, struct pooled *p)
+{
+	draining_add(s, p);
+	uint8_t cmd[4];
+	proto_encode_u32(cmd, p->udp_start ? DATA_START_UDP : DATA_START_TCP);
+	int r = chan_send(p->chan, cmd, sizeof(cmd));
+	if (r < 0)
+		pooled_on_error(p->chan, p, r);
+	else if (chan_queued(p->chan) == 0)
+		pooled_on_drain(p->chan, p);
+}
+
+/* Pairs waiting visitors with pooled data channels, oldest first (§5.4). */
+static void session_pair(struct session *s)
+{
+	while (s->v_head && s->p_head && !s->ending) {
+		struct visitor *v = s->v_head;
+		struct pooled *p = s->p_head;
+		visitor_unlink(s, v);
+		pooled_unlink(s, p);
+		loop_timer_stop(s->srv->env.loop, &v->wait);
+		p->paired = v;
+		pooled_start(s, p);
+	}
+}
+
+/* Gives the UDP forwarder a data channel when it has none: the oldest
+ * pooled one gets StartForwardUdp (§5.6). The other pooled channel stays as
+ * the spare that replaces a broken one without a reconnect. */
+static void session_udp_feed(struct session *s)
+{
+	if (!s->udp || s->ending || udp_server_attached(s->udp) || !s->p_head)
+		return;
+	for (struct pooled *q = s->dr_head; q; q = q->next)
+		if (q->udp_start)
+			return;   /* one is on its way */
+	struct pooled *p = s->p_head;
+	pooled_unlink(s, p);
+	p->udp_start = true;
+	pooled_start(s, p);
+}
+
+static void session_add_channel(struct session *s, struct chan *c)
+{
+	if (s->n_pooled >= MAX_POOLED_CHANNELS) {
+		if (warn_ok(s->srv->env.loop, &s->last_warn))
+			log_warn("service %s: %u data channels already pooled; closing a new one",
+				 svc_label(s->svc), s->n_pooled);
+		chan_close(c);
+		return;
+	}
+	struct pooled *p = calloc(1, sizeof(*p));
+	if (!p) {
+		chan_close(c);
+		return;
+	}
+	p->sess = s;
+	p->chan = c;
+	chan_set_owner(c, &pooled_cbs, p);
+	chan_expect(c, 0);
+	p->prev = s->p_tail;
+	if (s->p_tail) s->p_tail->next = p; else s->p_head = p;
+	s->p_tail = p;
+	s->n_pooled++;
+	if (s->svc->type == SVC_UDP)
+		session_udp_feed(s);
+	else
+		session_pair(s);
+}
+
+/* ---------------------------------------------------------------- service listener */
+
+static void session_listen(struct session *s);
+
+static void listener_retry(struct loop *loop, struct timer *t)
+{
+	struct session *s = t->data;
+	if (s->lst == LST_ACCEPT_PAUSE) {
+		s->lst = LST_BOUND;
+		loop_io_set(loop, &s->lw, LOOP_READ);
+		return;
+	}
+	session_listen(s);
+}
+
+static void session_accept(struct loop *loop, struct io_watcher *w, unsigned revents)
+{
+	struct session *s = w->data;
+	for (int i = 0; i < ACCEPT_BATCH && !s->ending; i++) {
+		if (s->n_visitors >= MAX_VISITORS_WAITING) {
+			/* backpressure, as rathole's bounded queue: newcomers wait
+			 * in the listen backlog */
+			if (warn_ok(loop, &s->last_warn))
+				log_warn("service %s: %u visitors already wait for a data channel; accepting no more until they are served",
+					 svc_label(s->svc), s->n_visitors);
+			s->lst = LST_FULL;
+			loop_io_set(loop, w, 0);
+			return;
+		}
+		struct addr peer;
+		int fd = listener_accept(loop, w, &s->bo, &s->retry, &s->last_warn, s->svc->bind_addr, &peer);
+		if (fd == -EINTR)
+			continue;
+		if (fd < 0) {
+			if (fd != -EAGAIN)
+				s->lst = LST_ACCEPT_PAUSE;
+			return;
+		}
+		struct visitor *v = calloc(1, sizeof(*v));
+		if (!v) {
+			close(fd);
+			continue;
+		}
+		v->sess = s;
+		v->fd = fd;
+		loop_timer_init(&v->wait, visitor_on_timeout, v);
+		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
+		v->prev = s->v_tail;
+		if (s->v_tail) s->v_tail->next = v; else s->v_head = v;
+		s->v_tail = v;
+		s->n_visitors++;
+		if (log_enabled(LOGL_DEBUG)) {
+			char buf[ADDR_STRLEN];
+			log_debug("service %s: visitor %s", svc_label(s->svc), addr_str(&peer, buf, sizeof(buf)));
+		}
+		/* pair first: the visitor's StartForwardTcp goes out before the
+		 * CreateDataChannel that refills the pool, so the client serves
+		 * the visitor before it opens the next channel */
+		session_pair(s);
+		session_request(s);
+	}
+}
+
+static void session_udp_lost(void *arg, int err)
+{
+	struct session *s = arg;
+	log_warn("service %s: UDP data channel lost (%s); switching to a spare one", svc_label(s->svc),
+		 mr_strerror(err));
+	session_request(s);
+	session_udp_feed(s);
+}
+
+static void session_bind(struct session *s)
+{
+	struct loop *loop = s->srv->env.loop;
+	bool udp = s->svc->type == SVC_UDP;
+	int fd = udp ? sock_bind_udp(&s->bind) : sock_listen_tcp(&s->bind);
+	if (fd < 0) {
+		uint64_t delay = 1000;
+		backoff_next(&s->bo, loop_now(loop), &delay);
+		char buf[ADDR_STRLEN];
+		log_error("service %s: cannot listen on %s: %s; retrying in %llu ms",
+			  svc_label(s->svc), addr_str(&s->bind, buf, sizeof(buf)), mr_strerror(fd),
+			  (unsigned long long)delay);
+		s->lst = LST_BIND_RETRY;
+		loop_timer_start(loop, &s->retry, delay);
+		return;
+	}
+	char buf[ADDR_STRLEN];
+	s->lst = LST_BOUND;
+	if (udp) {
+		struct udp_env ue = {
+			.loop = loop,
+			.dns = s->srv->env.dns,
+			.label = s->svc->name,
+			.counters = s->svc->counters,
+			.lost = session_udp_lost,
+			.arg = s,
+		};
+		int r = udp_server_new(&ue, fd, &s->udp);
+		if (r < 0) {
+			session_end(s, "cannot start UDP forwarding");
+			return;
+		}
+		log_info("service %s: UDP on %s", svc_label(s->svc), addr_str(&s->bind, buf, sizeof(buf)));
+		session_udp_feed(s);
+		return;
+	}
+	int r = loop_io_start(loop, &s->lw, fd, LOOP_READ);
+	if (r < 0) {
+		close(fd);
+		session_end(s, "cannot watch the listener");
+		return;
+	}
+	struct backoff_params bp = backoff_params_service_accept();
+	backoff_init(&s->bo, &bp, loop_now(loop), NULL, NULL);
+	log_info("service %s: listening on %s", svc_label(s->svc), addr_str(&s->bind, buf, sizeof(buf)));
+}
+
+static void session_on_resolved(void *arg, int err, const struct addr *addrs, size_t n)
+{
+	struct session *s = arg;
+	s->dreq = NULL;
+	if (err < 0 || n == 0) {
+		uint64_t delay = 1000;
+		backoff_next(&s->bo, loop_now(s->srv->env.loop), &delay);
+		log_error("service %s: cannot resolve bind_addr \"%s\": %s; retrying in %llu ms",
+			  svc_label(s->svc), s->svc->bind_addr, mr_strerror(err), (unsigned long long)delay);
+		s->lst = LST_BIND_RETRY;
+		loop_timer_start(s->srv->env.loop, &s->retry, delay);
+		return;
+	}
+	s->bind = addrs[0];
+	session_bind(s);
+}
+
+static void session_listen(struct session *s)
+{
+	char host[256];
+	uint16_t port;
+	int r = addr_split_host_port(s->svc->bind_addr, host, sizeof(host), &port);
+	if (r < 0) {
+		log_error("service %s: bind_addr \"%s\" is not host:port", svc_label(s->svc), s->svc->bind_addr);
+		session_end(s, "bad bind_addr");
+		return;
+	}
+	/* a literal binds at once, so the port is open before the Ack */
+	if (addr_from_literal(host, port, &s->bind) == 0) {
+		session_bind(s);
+		return;
+	}
+	s->lst = LST_RESOLVING;
+	s->dreq = dns_resolve(s->srv->env.dns, host, port, session_on_resolved, s);
+	if (!s->dreq)
+		session_end(s, "out of memory");
+}
+
+/* ---------------------------------------------------------------- session */
+
+static void session_free_mem(void *arg) { free(arg); }
+
+static void session_end(struct session *s, const char *why)
+{
+	if (s->ending)
+		return;
+	struct loop *loop = s->srv->env.loop;
+	s->ending = true;
+	log_info("service %s: control channel ended: %s", svc_label(s->svc), why);
+	if (s->svc->session == s)
+		s->svc->session = NULL;
+	if (s->ctrl)
+		chan_close(s->ctrl);
+	s->ctrl = NULL;
+	loop_timer_stop(loop, &s->heartbeat);
+	loop_timer_stop(loop, &s->retry);
+	if (s->dreq)
+		dns_cancel(s->dreq);
+	if (loop_io_active(&s->lw)) {
+		int fd = s->lw.fd;
+		loop_io_stop(loop, &s->lw);
+		close(fd);
+	}
+	if (s->udp)
+		udp_server_free(s->udp);
+	s->udp = NULL;
+	while (s->v_head) {
+		struct visitor *v = s->v_head;
+		visitor_unlink(s, v);
+		visitor_free(loop, v);
+	}
+	while (s->p_head) {
+		struct pooled *p = s->p_head;
+		pooled_unlink(s, p);
+		chan_close(p->chan);
+		free(p);
+	}
+	while (s->dr_head) {
+		struct pooled *p = s->dr_head;
+		draining_remove(s, p);
+		if (p->paired)
+			visitor_free(loop, p->paired);
+		chan_close(p->chan);
+		free(p);
+	}
+	loop_defer(loop, session_free_mem, s);
+}
+
+static void ctrl_on_error(struct chan *c, void *owner, int err)
+{
+	struct session *s = owner;
+	session_end(s, err == MR_EEOF ? "closed by the client" : mr_strerror(err));
+}
+
+static const struct chan_cbs ctrl_cbs = { .on_error = ctrl_on_error };
+
+static void session_heartbeat(struct loop *loop, struct timer *t)
+{
+	struct session *s = t->data;
+	uint8_t cmd[4];
+	proto_encode_u32(cmd, CMD_HEARTBEAT);
+	int r = chan_send(s->ctrl, cmd, sizeof(cmd));
+	if (r < 0) {
+		session_end(s, "cannot write a heartbeat");
+		return;
+	}
+	loop_timer_start(loop, &s->heartbeat, s->srv->heartbeat_ms);
+}
+
+static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, const uint8_t key[PROTO_DIGEST_LEN])
+{
+	struct loop *loop = srv->env.loop;
+	if (v->session) {
+		log_warn("service %s: a new control channel replaces the old one", svc_label(v));
+		session_end(v->session, "replaced by a newer control channel");
+	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s) {
+		chan_close(ctrl);
+		return;
+	}
+	s->srv = srv;
+	s->svc = v;
+	memcpy(s->key, key, PROTO_DIGEST_LEN);
+	s->ctrl = ctrl;
+	loop_timer_init(&s->heartbeat, session_heartbeat, s);
+	loop_timer_init(&s->retry, listener_retry, s);
+	loop_io_init(&s->lw, session_accept, s);
+	struct backoff_params bp = backoff_params_listener_bind();
+	backoff_init(&s->bo, &bp, loop_now(loop), NULL, NULL);
+	v->session = s;
+	chan_set_owner(ctrl, &ctrl_cbs, s);
+	chan_expect(ctrl, 0);   /* read, so a client that went away is noticed (Q3) */
+	session_listen(s);
+	if (s->ending)
+		return;
+
+	uint8_t ack[4];
+	proto_encode_u32(ack, ACK_OK);
+	chan_send(ctrl, ack, sizeof(ack));
+	unsigned pool = v->type == SVC_UDP ? PROTO_UDP_POOL_SIZE : PROTO_TCP_POOL_SIZE;
+	for (unsigned i = 0; i < pool && !s->ending; i++)
+		session_request(s);
+	if (s->ending)
+		return;
+	if (srv->heartbeat_ms)
+		loop_timer_start(loop, &s->heartbeat, srv->heartbeat_ms);
+	log_info("service %s: control channel established", svc_label(v));
+}
+
+/* ---------------------------------------------------------------- handshakes */
+
+static void hs_free(struct handshake *h, bool close_chan)
+{
+	struct server *srv = h->srv;
+	loop_timer_stop(srv->env.loop, &h->timeout);
+	if (h->prev) h->prev->next = h->next; else srv->hs_head = h->next;
+	if (h->next) h->next->prev = h->prev;
+	srv->n_handshakes--;
+	if (close_chan && h->chan)
+		chan_close(h->chan);
+	free(h);
+	if (srv->hs_full && srv->n_handshakes < srv->max_handshakes && loop_io_active(&srv->lw)) {
+		/* a slot is free: the connections that waited in the listen
+		 * backlog meanwhile are accepted now */
+		srv->hs_full = false;
+		if (!loop_timer_active(&srv->accept_retry))
+			loop_io_set(srv->env.loop, &srv->lw, LOOP_READ);
+	}
+}
+
+static void hs_on_timeout(struct loop *loop, struct timer *t)
+{
+	struct handshake *h = t->data;
+	log_warn("connection from %s: handshake not finished within %d s; closing it", h->peer, HANDSHAKE_MS / 1000);
+	hs_free(h, true);
+}
+
+static void hs_on_error(struct chan *c, void *owner, int err)
+{
+	struct handshake *h = owner;
+	if (h->state == HS_CLOSING)
+		log_debug("connection from %s: closed after a failed handshake", h->peer);
+	else
+		log_warn("connection from %s: %s during the handshake", h->peer, mr_strerror(err));
+	hs_free(h, true);
+}
+
+static void hs_on_drain(struct chan *c, void *owner)
+{
+	struct handshake *h = owner;
+	if (h->state == HS_CLOSING)
+		hs_free(h, true);
+}
+
+static void hs_fail(struct handshake *h, enum proto_ack ack)
+{
+	uint8_t b[4];
+	proto_encode_u32(b, ack);
+	h->state = HS_CLOSING;
+	chan_expect(h->chan, 0);
+	if (chan_send(h->chan, b, sizeof(b)) < 0 || chan_queued(h->chan) == 0)
+		hs_free(h, true);
+}
+
+static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
+{
+	struct server *srv = h->srv;
+	enum proto_hello_kind kind;
+	uint8_t digest[PROTO_DIGEST_LEN];
+	int r = proto_decode_hello(msg, len, &kind, digest);
+	if (r < 0) {
+		uint32_t tag = (uint32_t)msg[0] | (uint32_t)msg[1] << 8 | (uint32_t)msg[2] << 16 | (uint32_t)msg[3] << 24;
+		log_error("connection from %s: not a rathole Hello (%s; first 4 bytes read as %u); dropped",
+			  h->peer, mr_strerror(r), tag);
+		hs_free(h, true);
+		return;
+	}
+	if (kind == HELLO_DATA) {
+		struct session *s = session_by_key(srv, digest);
+		if (!s) {
+			log_warn("connection from %s: data channel with an unknown session key (incorrect nonce or stale control channel); closed",
+				 h->peer);
+			hs_free(h, true);
+			return;
+		}
+		struct chan *c = h->chan;
+		h->chan = NULL;
+		hs_free(h, false);
+		struct xport *x = chan_xport(c);
+		if (s->svc->nodelay >= 0)
+			sock_set_nodelay(x->fd, s->svc->nodelay);
+		session_add_channel(s, c);
+		return;
+	}
+	/* control channel: nonce first, then the lookup (§4.2, Q2) */
+	sock_set_nodelay(chan_xport(h->chan)->fd, 1);
+	if (proto_random(h->nonce, sizeof(h->nonce)) < 0) {
+		log_error("connection from %s: no random bytes for a nonce; closed", h->peer);
+		hs_free(h, true);
+		return;
+	}
+	uint8_t hello[PROTO_HELLO_LEN];
+	proto_encode_hello(hello, HELLO_CONTROL, h->nonce);
+	chan_send(h->chan, hello, sizeof(hello));
+	h->svc = svc_by_digest(srv, digest);
+	if (!h->svc) {
+		char hex[17];
+		for (int i = 0; i < 8; i++)
+			snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+		log_error("connection from %s: control channel for a service that does not exist (digest %s...); Ack ServiceNotExist",
+			  h->peer, hex);
+		hs_fail(h, ACK_SERVICE_NOT_EXIST);
+		return;
+	}
+	h->state = HS_AUTH;
+	chan_expect(h->chan, PROTO_AUTH_LEN);
+}
+
+static void hs_on_auth(struct handshake *h, const uint8_t *msg)
+{
+	uint8_t want[PROTO_DIGEST_LEN];
+	proto_session_key(h->svc->token, h->svc->token_len, h->nonce, want);
+	if (!proto_digest_equal(want, msg)) {
+		log_error("connection from %s: service %s: incorrect token; Ack AuthFailed", h->peer, svc_label(h->svc));
+		hs_fail(h, ACK_AUTH_FAILED);
+		return;
+	}
+	struct chan *c = h->chan;
+	struct svc *v = h->svc;
+	h->chan = NULL;
+	hs_free(h, false);
+	session_start(v->srv, v, c, want);
+}
+
+static void hs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t len)
+{
+	struct handshake *h = owner;
+	if (h->state == HS_HELLO)
+		hs_on_hello(h, msg, len);
+	else if (h->state == HS_AUTH)
+		hs_on_auth(h, msg);
+}
+
+static void hs_on_open(struct chan *c, void *owner)
+{
+	chan_expect(c, PROTO_HELLO_LEN);
+}
+
+static const struct chan_cbs hs_cbs = {
+	.on_open = hs_on_open,
+	.on_msg = hs_on_msg,
+	.on_drain = hs_on_drain,
+	.on_error = hs_on_error,
+};
+
+static void server_accept(struct loop *loop, struct io_watcher *w, unsigned revents)
+{
+	struct server *srv = w->data;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		if (srv->n_handshakes >= srv->max_handshakes) {
+			/* backpressure, not refusal (Q30: a burst of visitors
+			 * still gets its data channels): newcomers wait in the
+			 * listen backlog until a handshake ends (hs_free) */
+			if (warn_ok(loop, &srv->last_warn))
+				log_warn("%u handshakes in progress on %s; accepting more once some finish",
+					 srv->n_handshakes, srv->bind_addr);
+			srv->hs_full = true;
+			loop_io_set(loop, w, 0);
+			return;
+		}
+		struct addr peer;
+		int fd = listener_accept(loop, w, &srv->accept_bo, &srv->accept_retry, &srv->last_warn,
+					 srv->bind_addr, &peer);
+		if (fd == -EINTR)
+			continue;
+		if (fd < 0)
+			return;
+		char pbuf[ADDR_STRLEN];
+		addr_str(&peer, pbuf, sizeof(pbuf));
+		xport_tcp_apply_opts(fd, &srv->tcp);
+		struct xport *x = xport_tcp_new(fd);
+		struct handshake *h = x ? calloc(1, sizeof(*h)) : NULL;
+		if (!h) {
+			xport_close(x);
+			continue;
+		}
+		h->srv = srv;
+		memcpy(h->peer, pbuf, sizeof(pbuf));
+		h->chan = chan_new(loop, x, &hs_cbs, h);
+		if (!h->chan) {
+			free(h);
+			continue;
+		}
+		loop_timer_init(&h->timeout, hs_on_timeout, h);
+		loop_timer_start(loop, &h->timeout, HANDSHAKE_MS);
+		h->next = srv->hs_head;
+		if (srv->hs_head)
+			srv->hs_head->prev = h;
+		srv->hs_head = h;
+		srv->n_handshakes++;
+		log_debug("connection from %s", pbuf);
+	}
+}
+
+static void server_accept_resume(struct loop *loop, struct timer *t)
+{
+	struct server *srv = t->data;
+	if (!srv->hs_full)
+		loop_io_set(loop, &srv->lw, LOOP_READ);
+}
+
+static void server_on_resolved(void *arg, int err, const struct addr *addrs, size_t n)
+{
+	struct server *srv = arg;
+	srv->dreq = NULL;
+	if (err < 0 || n == 0) {
+		log_error("cannot resolve server.bind_addr \"%s\": %s", srv->bind_addr, mr_strerror(err));
+		srv->env.fatal(srv->env.arg, err < 0 ? err : MR_EDNS);
+		return;
+	}
+	int fd = sock_listen_tcp(&addrs[0]);
+	if (fd < 0) {
+		log_error("cannot listen on server.bind_addr \"%s\": %s; is another process using the port?",
+			  srv->bind_addr, mr_strerror(fd));
+		srv->env.fatal(srv->env.arg, fd);
+		return;
+	}
+	int r = loop_io_start(srv->env.loop, &srv->lw, fd, LOOP_READ);
+	if (r < 0) {
+		close(fd);
+		srv->env.fatal(srv->env.arg, r);
+		return;
+	}
+	char buf[ADDR_STRLEN];
+	struct addr local;
+	if (sock_local_addr(fd, &local) == 0)
+		log_info("server listening on %s (%zu service%s)", addr_str(&local, buf, sizeof(buf)),
+			 srv->n_svcs, srv->n_svcs == 1 ? "" : "s");
+}
+
+int server_add_service(struct server *srv, const struct conf_service *c)
+{
+	struct svc *v = svc_new(srv, c);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < srv->n_svcs; i++) {
+		if (memcmp(srv->svcs[i]->digest, v->digest, PROTO_DIGEST_LEN) == 0) {
+			svc_free(srv->svcs[i], "service changed");
+			srv->svcs[i] = v;
+			return 0;
+		}
+	}
+	struct svc **nv = realloc(srv->svcs, (srv->n_svcs + 1) * sizeof(*nv));
+	if (!nv) {
+		svc_free(v, "out of memory");
+		return -ENOMEM;
+	}
+	srv->svcs = nv;
+	srv->svcs[srv->n_svcs++] = v;
+	return 0;
+}
+
+void server_remove_service(struct server *srv, const struct conf_service *c)
+{
+	uint8_t d[PROTO_DIGEST_LEN];
+	proto_service_digest(c->name, c->name_len, d);
+	for (size_t i = 0; i < srv->n_svcs; i++) {
+		if (memcmp(srv->svcs[i]->digest, d, PROTO_DIGEST_LEN) == 0) {
+			svc_free(srv->svcs[i], "service removed");
+			srv->svcs[i] = srv->svcs[--srv->n_svcs];
+			return;
+		}
+	}
+}
+
+int server_new(const struct server_env *env, const struct conf_server *cfg, struct server **out)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return -ENOMEM;
+	srv->env = *env;
+	srv->bind_addr = strdup(cfg->bind_addr);
+	srv->tcp.nodelay = cfg->transport.tcp.nodelay;
+	srv->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
+	srv->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
+	srv->heartbeat_ms = secs_to_ms(cfg->heartbeat_interval);
+	srv->max_handshakes = (unsigned)mr_test_env_u64("MOLERAT_TEST_MAX_HANDSHAKES", MAX_HANDSHAKES,
+							MAX_HANDSHAKES);
+	loop_io_init(&srv->lw, server_accept, srv);
+	loop_timer_init(&srv->accept_retry, server_accept_resume, srv);
+	struct backoff_params bp = backoff_params_server_accept();
+	backoff_init(&srv->accept_bo, &bp, loop_now(env->loop), NULL, NULL);
+	int r = srv->bind_addr ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < cfg->n_services; i++)
+		r = server_add_service(srv, &cfg->services[i]);
+	char host[256];
+	uint16_t port;
+	if (r == 0 && addr_split_host_port(cfg->bind_addr, host, sizeof(host), &port) < 0) {
+		log_error("server.bind_addr \"%s\" is not host:port", cfg->bind_addr);
+		r = MR_EFORMAT;
+	}
+	if (r == 0) {
+		srv->dreq = dns_resolve(env->dns, host, port, server_on_resolved, srv);
+		if (!srv->dreq)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		server_free(srv);
+		return r;
+	}
+	*out = srv;
+	return 0;
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	struct loop *loop = srv->env.loop;
+	if (srv->dreq)
+		dns_cancel(srv->dreq);
+	if (loop_io_active(&srv->lw)) {
+		int fd = srv->lw.fd;
+		loop_io_stop(loop, &srv->lw);
+		close(fd);
+	}
+	loop_timer_stop(loop, &srv->accept_retry);
+	while (srv->hs_head)
+		hs_free(srv->hs_head, true);
+	for (size_t i = 0; i < srv->n_svcs; i++)
+		svc_free(srv->svcs[i], "server stopping");
+	free(srv->svcs);
+	free(srv->bind_addr);
+	free(srv);
+}

@@ -1,0 +1,45 @@
+/* server: the server role (control plane). Accepts client connections on
+ * server.bind_addr, authenticates control channels (spec §4.2), keeps one
+ * session per service (its visitor listener, its pool of data channels,
+ * heartbeats), and pairs visitors with data channels FIFO (§5.4); each pair
+ * is handed to a relay, which lives on by itself.
+ *
+ * Ownership: server_new copies what it needs from the conf (the conf may
+ * be freed afterwards). server_free closes the listener, every handshake,
+ * every session (listeners, pooled data channels, waiting visitors); relays
+ * already running are not touched and finish on their own (spec §9.3). */
+#ifndef MOLERAT_SERVER_H
+#define MOLERAT_SERVER_H
+
+#include "codec/conf.h"
+#include "base/dns.h"
+#include "base/loop.h"
+#include "plane/relay.h"
+
+struct server;
+
+struct server_env {
+	struct loop *loop;
+	struct dns *dns;
+	struct pipe_pool *pipes;
+	struct relay_set *relays;
+	enum relay_mode relay_mode;
+	/* called (from the loop) when the instance cannot go on, e.g. its
+	 * bind_addr cannot be bound; a log line has been written */
+	void (*fatal)(void *arg, int err);
+	void *arg;
+};
+
+/* Resolves and binds server.bind_addr, then accepts. Returns 0 or a
+ * negative error (out of memory, malformed address); a failure to bind is
+ * reported later through env->fatal. */
+int server_new(const struct server_env *env, const struct conf_server *cfg, struct server **out);
+void server_free(struct server *s);
+
+/* Hot reload of services: removes, then adds (or replaces) the named
+ * services; a removed or replaced service's control channel is dropped
+ * (spec §9.3). */
+void server_remove_service(struct server *s, const struct conf_service *svc);
+int server_add_service(struct server *s, const struct conf_service *svc);
+
+#endif
