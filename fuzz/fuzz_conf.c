@@ -1,7 +1,8 @@
 /* libFuzzer target for conf: bytes -> conf_load_buffer, and, when they load,
- * conf_warnings, conf_pick_mode, conf_diff against itself, against a second
- * load of the same bytes and against a fixed config. Also feeds the bytes
- * to the URL parser. Invariants that fail abort():
+ * conf_check_warnings (role/conf_check.c, compiled into this target),
+ * conf_pick_mode, conf_diff against itself, against a second load of the
+ * same bytes and against a fixed config. Also feeds the bytes to the URL
+ * parser. Invariants that fail abort():
  * - a rejection always has a one-line message that starts with the path;
  * - a config compared with itself, or with a second load of the same bytes,
  *   is CONF_SAME;
@@ -11,6 +12,9 @@
 #include <string.h>
 
 #include "codec/conf.h"
+#include "codec/conf_diff.h"
+#include "codec/conf_url.h"
+#include "role/conf_check.h"
 
 static const char fixed_text[] =
 	"[server]\nbind_addr = \"0.0.0.0:2333\"\ndefault_token = \"t\"\n"
@@ -72,9 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	size_t n = 0;
-	conf_warnings(c, MODE_AUTO, sink, &n);
-	conf_warnings(c, MODE_SERVER, sink, &n);
-	conf_warnings(c, MODE_CLIENT, sink, &n);
+	conf_check_warnings(c, MODE_AUTO, sink, &n);
+	conf_check_warnings(c, MODE_SERVER, sink, &n);
+	conf_check_warnings(c, MODE_CLIENT, sink, &n);
 	conf_pick_mode(c, MODE_AUTO, &err);
 	conf_pick_mode(c, MODE_SERVER, &err);
 	conf_pick_mode(c, MODE_CLIENT, &err);

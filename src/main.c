@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "role/client.h"
+#include "role/conf_check.h"
 #include "codec/conf.h"
 #include "base/dns.h"
 #include "base/err.h"
@@ -79,8 +80,8 @@ static int cmd_check(const struct cli_opts *o)
 		fprintf(stderr, "%s\n", err.msg);
 		rc = EXIT_FAIL;
 	}
-	if (conf_unsupported(c, show_server && show_client ? MODE_AUTO : show_server ? MODE_SERVER : MODE_CLIENT,
-			     print_error, NULL)) {
+	if (conf_check_unsupported(c, show_server && show_client ? MODE_AUTO : show_server ? MODE_SERVER : MODE_CLIENT,
+				   print_error, NULL)) {
 		conf_free(c);
 		return EXIT_FAIL;
 	}
@@ -88,13 +89,13 @@ static int cmd_check(const struct cli_opts *o)
 		printf("%s: valid; server on %s, transport %s\n", o->config, c->server->bind_addr,
 		       conf_xport_type_name(c->server->transport.type));
 		print_services("server", c->server->services, c->server->n_services, true);
-		conf_warnings(c, MODE_SERVER, print_warning, (void *)o->config);
+		conf_check_warnings(c, MODE_SERVER, print_warning, (void *)o->config);
 	}
 	if (show_client) {
 		printf("%s: valid; client of %s, transport %s\n", o->config, c->client->remote_addr,
 		       conf_xport_type_name(c->client->transport.type));
 		print_services("client", c->client->services, c->client->n_services, false);
-		conf_warnings(c, MODE_CLIENT, print_warning, (void *)o->config);
+		conf_check_warnings(c, MODE_CLIENT, print_warning, (void *)o->config);
 	}
 	conf_free(c);
 	return rc;
@@ -141,11 +142,11 @@ static int cmd_run(const struct cli_opts *o)
 		conf_free(c);
 		return EXIT_FAIL;
 	}
-	if (conf_unsupported(c, mode, print_error, NULL)) {
+	if (conf_check_unsupported(c, mode, print_error, NULL)) {
 		conf_free(c);
 		return EXIT_FAIL;
 	}
-	conf_warnings(c, mode, log_conf_warning, (void *)o->config);
+	conf_check_warnings(c, mode, log_conf_warning, (void *)o->config);
 	log_debug("file descriptor limit: %ld", nofile);
 
 	struct instance in = { 0 };

@@ -4,9 +4,11 @@
  * row) per key: name, type, default, bounds, validator, required, reload
  * class, and where the value goes in the conf structs (offsetof). Generic
  * code walks the toml tree against them (walk_*), fills defaults
- * (tdef_init), frees (tdef_release), compares for hot reload (tdef_equal)
- * and lists the keys for the documentation (conf_schema_walk). Only the
- * cross-key rules of spec §8.7 steps 2-4 and the warnings are plain code.
+ * (tdef_init), frees (tdef_release) and lists the keys for the
+ * documentation (conf_schema_walk); conf_diff.c compares them for hot
+ * reload (tdef_equal), through conf_schema.h. Only the cross-key rules of
+ * spec §8.7 steps 2-4 are plain code here; the warnings and the settings
+ * this build cannot honour yet are role/conf_check.c.
  *
  * Validation order (spec §8.7): the whole tree is type-checked first, in
  * document order (within a table: each key as written, then the missing
@@ -14,7 +16,6 @@
  * "neither section". The first failure wins. */
 #include "codec/conf.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -27,7 +28,8 @@
 #include <unistd.h>
 
 #include "base/err.h"
-#include "codec/keygen.h"
+#include "codec/conf_schema.h"
+#include "codec/conf_url.h"
 #include "codec/toml.h"
 
 _Static_assert(sizeof(enum conf_svc_type) == sizeof(int), "enums are stored as int");
@@ -40,61 +42,6 @@ _Static_assert(sizeof(enum conf_xport_type) == sizeof(int), "enums are stored as
  * (each tiny TOML value is a node) well below anything harmful. */
 #define CONF_MAX_FILE (1u << 20)
 #define U64_TOML_MAX ((uint64_t)INT64_MAX)
-
-enum row_type {
-	R_STRING = 0,
-	R_U64,
-	R_BOOL,
-	R_OPTBOOL,    /* int: -1 unset, 0, 1 */
-	R_ENUM,       /* int: index into names */
-	R_TABLE,      /* a sub-table: embedded struct, or allocated with RF_PTR */
-	R_MAP,        /* NAME -> struct conf_service (the services tables) */
-};
-
-enum {
-	RF_REQUIRED = 1u << 0,  /* missing -> "KEY is required" */
-	RF_PTR = 1u << 1,       /* R_TABLE: calloc'd, the field is a pointer */
-	RF_LEN = 1u << 2,       /* R_STRING: also store the length at off_n */
-	RF_SECRET = 1u << 3,    /* R_STRING: wiped on free, never quoted */
-};
-
-struct walk;
-struct row;
-/* A validator: runs after the type check; fails through walk_fail(). */
-typedef int (*row_check_fn)(struct walk *w, const struct row *r, void *base,
-			    const struct toml_kv *kv);
-
-struct tdef;
-
-struct row {
-	const char *key;
-	enum row_type type;
-	unsigned flags;
-	enum conf_reload reload;
-	size_t off;                  /* the field, in the table's struct */
-	size_t off_n;                /* R_MAP: the count; RF_LEN: the length */
-	uint64_t def;                /* R_U64 / R_BOOL / R_ENUM default */
-	const char *def_str;         /* R_STRING default (NULL: none) */
-	const char *def_doc;         /* the default as documented, when not def/def_str */
-	uint64_t max;                /* R_U64 upper bound (0: U64_TOML_MAX) */
-	const char *const *names;    /* R_ENUM: NULL-terminated value names */
-	const struct tdef *sub;      /* R_TABLE / R_MAP */
-	row_check_fn check;
-	const char *example;         /* a value, for "what to do" */
-	const char *missing_hint;    /* replaces "add KEY = EXAMPLE" */
-	const char *doc_type;        /* the type as documented, when not the row type's */
-};
-
-struct tdef {
-	const char *name;            /* for readers and debuggers: which table this is */
-	const struct row *rows;
-	size_t n_rows;
-	size_t size;                 /* of the struct (RF_PTR, R_MAP elements) */
-	bool has_present;
-	size_t present_off;          /* bool set when the table exists */
-	void (*release)(void *base); /* extra cleanup */
-	const char *unknown_hint;    /* for unknown keys, instead of the key list */
-};
 
 /* ---------------------------------------------------------------------- */
 /* the schema */
@@ -194,7 +141,7 @@ static const struct row server_svc_rows[] = {
 	{ .key = "nodelay", .type = R_OPTBOOL, .reload = H, .off = F(conf_service, nodelay),
 	  .def_doc = "unset (server.transport.tcp.nodelay)", .example = "true" },
 };
-static const struct tdef server_svc_def = {
+const struct tdef conf_server_svc_def = {
 	.name = "service", .rows = server_svc_rows, .n_rows = N(server_svc_rows),
 	.size = sizeof(struct conf_service),
 };
@@ -212,7 +159,7 @@ static const struct row client_svc_rows[] = {
 	{ .key = "retry_interval", .type = R_U64, .reload = H, .off = F(conf_service, retry_interval),
 	  .def = U64_UNSET, .def_doc = "client.retry_interval", .example = "1" },
 };
-static const struct tdef client_svc_def = {
+const struct tdef conf_client_svc_def = {
 	.name = "service", .rows = client_svc_rows, .n_rows = N(client_svc_rows),
 	.size = sizeof(struct conf_service),
 };
@@ -229,7 +176,7 @@ static const struct row server_rows[] = {
 	  .sub = &transport_def },
 	{ .key = "services", .type = R_MAP, .flags = RF_REQUIRED, .reload = H,
 	  .off = F(conf_server, services), .off_n = F(conf_server, n_services),
-	  .sub = &server_svc_def,
+	  .sub = &conf_server_svc_def,
 	  .missing_hint = "add a [server.services] section (it may be empty)" },
 };
 static const struct tdef server_def = {
@@ -251,7 +198,7 @@ static const struct row client_rows[] = {
 	  .sub = &transport_def },
 	{ .key = "services", .type = R_MAP, .flags = RF_REQUIRED, .reload = H,
 	  .off = F(conf_client, services), .off_n = F(conf_client, n_services),
-	  .sub = &client_svc_def,
+	  .sub = &conf_client_svc_def,
 	  .missing_hint = "add a [client.services] section (it may be empty)" },
 };
 static const struct tdef client_def = {
@@ -265,7 +212,7 @@ static const struct row root_rows[] = {
 	{ .key = "client", .type = R_TABLE, .flags = RF_PTR, .reload = G, .off = F(conf, client),
 	  .sub = &client_def },
 };
-static const struct tdef root_def = {
+const struct tdef conf_root_def = {
 	.name = "top level", .rows = root_rows, .n_rows = N(root_rows), .size = sizeof(struct conf),
 	.unknown_hint = "only [server] and [client] are allowed at the top level; remove it",
 };
@@ -286,19 +233,7 @@ static char *memdup0(const char *p, size_t n)
 	return s;
 }
 
-static void *field(void *base, size_t off)
-{
-	return (char *)base + off;
-}
-
-static const void *cfield(const void *base, size_t off)
-{
-	return (const char *)base + off;
-}
-
-/* Writes s (n bytes) as a TOML basic string, at most about max bytes of
- * content ("..." marks a cut). Always NUL-terminates out. */
-static void quote(char *out, size_t cap, const char *s, size_t n, size_t max)
+void conf_quote(char *out, size_t cap, const char *s, size_t n, size_t max)
 {
 	size_t o = 0;
 	if (cap < 8) {
@@ -353,7 +288,7 @@ static void fmt_key(char *out, size_t cap, const char *k, size_t n)
 		memcpy(out, k, n);
 		out[n] = '\0';
 	} else {
-		quote(out, cap, k, n, 48);
+		conf_quote(out, cap, k, n, 48);
 	}
 }
 
@@ -418,7 +353,7 @@ static void describe(const struct toml_node *v, char *out, size_t cap, bool hide
 	}
 	switch (v->type) {
 	case TOML_STRING:
-		quote(q, sizeof(q), v->u.str.ptr, v->u.str.len, 40);
+		conf_quote(q, sizeof(q), v->u.str.ptr, v->u.str.len, 40);
 		snprintf(out, cap, "string %s", q);
 		break;
 	case TOML_INTEGER:
@@ -526,7 +461,7 @@ static int unknown_key(struct walk *w, const struct tdef *d, const struct toml_k
 {
 	if (d->unknown_hint)
 		return walk_fail(w, kv->line, kv->col, "unknown key; %s", d->unknown_hint);
-	if ((d == &server_svc_def || d == &client_svc_def) && kv->key.len == 4 &&
+	if ((d == &conf_server_svc_def || d == &conf_client_svc_def) && kv->key.len == 4 &&
 	    !memcmp(kv->key.ptr, "name", 4))
 		return walk_fail(w, kv->line, kv->col,
 				 "name is not allowed in a service (the table key is the name); remove it");
@@ -656,7 +591,7 @@ static int walk_value(struct walk *w, const struct row *r, void *base, const str
 				return 0;
 			}
 		char q[96], list[96];
-		quote(q, sizeof(q), v->u.str.ptr, v->u.str.len, 40);
+		conf_quote(q, sizeof(q), v->u.str.ptr, v->u.str.len, 40);
 		enum_list(r->names, list, sizeof(list));
 		for (int i = 0; r->names[i]; i++)
 			if (strlen(r->names[i]) == v->u.str.len &&
@@ -724,7 +659,7 @@ static int walk_table(struct walk *w, const struct toml_node *t, const struct td
 }
 
 /* ---------------------------------------------------------------------- */
-/* defaults, release, compare */
+/* defaults, release */
 
 static int tdef_init(const struct tdef *d, void *base)
 {
@@ -822,86 +757,6 @@ static void tcp_release(void *base)
 	conf_url_free(&t->proxy_url);
 }
 
-static bool str_equal(const struct row *r, const void *a, const void *b)
-{
-	const char *x = *(char *const *)cfield(a, r->off), *y = *(char *const *)cfield(b, r->off);
-	if (!x || !y)
-		return x == y;
-	size_t xn = (r->flags & RF_LEN) ? *(const size_t *)cfield(a, r->off_n) : strlen(x);
-	size_t yn = (r->flags & RF_LEN) ? *(const size_t *)cfield(b, r->off_n) : strlen(y);
-	return xn == yn && memcmp(x, y, xn) == 0;
-}
-
-static const struct conf_service *find_service(const struct conf_service *arr, size_t n,
-					       const struct conf_service *like)
-{
-	for (size_t i = 0; i < n; i++)
-		if (arr[i].name_len == like->name_len && !memcmp(arr[i].name, like->name, like->name_len))
-			return &arr[i];
-	return NULL;
-}
-
-/* Deep equality of two structs of table d. With skip_hot, rows of the hot
- * reload class are not compared. */
-static bool tdef_equal(const struct tdef *d, const void *a, const void *b, bool skip_hot)
-{
-	if (d->has_present &&
-	    *(const bool *)cfield(a, d->present_off) != *(const bool *)cfield(b, d->present_off))
-		return false;
-	for (size_t i = 0; i < d->n_rows; i++) {
-		const struct row *r = &d->rows[i];
-		const void *fa = cfield(a, r->off), *fb = cfield(b, r->off);
-		if (skip_hot && r->reload == CONF_RELOAD_HOT)
-			continue;
-		switch (r->type) {
-		case R_STRING:
-			if (!str_equal(r, a, b))
-				return false;
-			break;
-		case R_U64:
-			if (*(const uint64_t *)fa != *(const uint64_t *)fb)
-				return false;
-			break;
-		case R_BOOL:
-			if (*(const bool *)fa != *(const bool *)fb)
-				return false;
-			break;
-		case R_OPTBOOL:
-		case R_ENUM:
-			if (*(const int *)fa != *(const int *)fb)
-				return false;
-			break;
-		case R_TABLE:
-			if (r->flags & RF_PTR) {
-				const void *pa = *(void *const *)fa, *pb = *(void *const *)fb;
-				if (!pa || !pb) {
-					if (pa != pb)
-						return false;
-				} else if (!tdef_equal(r->sub, pa, pb, skip_hot)) {
-					return false;
-				}
-			} else if (!tdef_equal(r->sub, fa, fb, skip_hot)) {
-				return false;
-			}
-			break;
-		case R_MAP: {
-			const struct conf_service *sa = *(struct conf_service *const *)fa;
-			const struct conf_service *sb = *(struct conf_service *const *)fb;
-			size_t na = *(const size_t *)cfield(a, r->off_n), nb = *(const size_t *)cfield(b, r->off_n);
-			if (na != nb)
-				return false;
-			for (size_t k = 0; k < na; k++) {
-				const struct conf_service *o = find_service(sb, nb, &sa[k]);
-				if (!o || !tdef_equal(r->sub, &sa[k], o, false))
-					return false;
-			}
-			break;
-		}
-		}
-	}
-	return true;
-}
-
 /* ---------------------------------------------------------------------- */
 /* validators and the cross-key rules (spec §8.7 steps 2-4) */
 
@@ -923,10 +778,10 @@ static void quote_url_redacted(char *out, size_t cap, const char *s, size_t n)
 				at = p;
 	if (!at || n >= sizeof(tmp)) {
 		if (memchr(s, '@', n) && n >= sizeof(tmp)) {
-			quote(out, cap, "(not shown: it may hold a password)", 35, 60);
+			conf_quote(out, cap, "(not shown: it may hold a password)", 35, 60);
 			return;
 		}
-		quote(out, cap, s, n, 60);
+		conf_quote(out, cap, s, n, 60);
 		return;
 	}
 	size_t a = (size_t)(dslash - s);
@@ -934,7 +789,7 @@ static void quote_url_redacted(char *out, size_t cap, const char *s, size_t n)
 	memcpy(tmp + a, "***", 3);
 	size_t rest = n - (size_t)(at - s);
 	memcpy(tmp + a + 3, at, rest);
-	quote(out, cap, tmp, a + 3 + rest, 60);
+	conf_quote(out, cap, tmp, a + 3 + rest, 60);
 }
 
 static int check_proxy(struct walk *w, const struct row *r, void *base, const struct toml_kv *kv)
@@ -1012,7 +867,7 @@ static int validate_transport(struct walk *w, const struct toml_node *root, cons
 			const char *keys[] = { sec, "transport", "tcp", "proxy" };
 			const struct toml_kv *kv = tree_kv(root, keys, 4);
 			char q[64];
-			quote(q, sizeof(q), s, strlen(s), 20);
+			conf_quote(q, sizeof(q), s, strlen(s), 20);
 			set_path(w, keys, 4);
 			return walk_fail(w, kv ? kv->line : 1, kv ? kv->col : 1,
 					 "unknown proxy scheme %s; use socks5://host:port or http://host:port", q);
@@ -1058,7 +913,7 @@ void conf_free(struct conf *c)
 {
 	if (!c)
 		return;
-	tdef_release(&root_def, c);
+	tdef_release(&conf_root_def, c);
 	toml_free(c->tree);
 	free(c->path);
 	free(c);
@@ -1089,7 +944,7 @@ struct conf *conf_load_buffer(const char *path, const char *text, size_t len, st
 		goto fail;
 	}
 	/* 1. parse and type check */
-	if (root->type != TOML_TABLE || walk_table(&w, root, &root_def, c) != 0)
+	if (root->type != TOML_TABLE || walk_table(&w, root, &conf_root_def, c) != 0)
 		goto fail;
 	/* 2. [server] */
 	if (c->server) {
@@ -1214,66 +1069,49 @@ enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct 
 }
 
 /* ---------------------------------------------------------------------- */
-/* hot reload diff (spec §9.2) */
+/* services, positions and key paths, for messages about a loaded conf */
 
-void conf_diff_free(struct conf_diff *d)
+const struct conf_service *conf_service_find(const struct conf_service *arr, size_t n,
+					     const char *name, size_t name_len)
 {
-	if (!d)
+	for (size_t i = 0; i < n; i++)
+		if (arr[i].name_len == name_len && !memcmp(arr[i].name, name, name_len))
+			return &arr[i];
+	return NULL;
+}
+
+void conf_key_pos(const struct conf *c, const char *const *keys, const size_t *lens, size_t n,
+		  unsigned *line, unsigned *col)
+{
+	/* the position of the deepest key of the path that the file has */
+	*line = 1;
+	*col = 1;
+	const struct toml_node *t = c->tree;
+	for (size_t i = 0; i < n && t; i++) {
+		const struct toml_kv *kv = toml_table_get(t, keys[i], lens[i]);
+		if (!kv)
+			break;
+		/* a table: its header (as errors give it); a value: its key */
+		*line = kv->value->type == TOML_TABLE ? kv->value->line : kv->line;
+		*col = kv->value->type == TOML_TABLE ? kv->value->col : kv->col;
+		t = kv->value;
+	}
+}
+
+void conf_key_path(char *out, size_t cap, const char *const *keys, const size_t *lens, size_t n)
+{
+	size_t o = 0;
+	if (!cap)
 		return;
-	free(d->server_deleted);
-	free(d->server_added);
-	free(d->client_deleted);
-	free(d->client_added);
-	memset(d, 0, sizeof(*d));
-}
-
-static int diff_services(const struct tdef *sd, const struct conf_service *o, size_t no,
-			 const struct conf_service *n, size_t nn, const struct conf_service ***del,
-			 size_t *ndel, const struct conf_service ***add, size_t *nadd)
-{
-	*del = no ? calloc(no, sizeof(**del)) : NULL;
-	*add = nn ? calloc(nn, sizeof(**add)) : NULL;
-	if ((no && !*del) || (nn && !*add))
-		return -ENOMEM;
-	for (size_t i = 0; i < no; i++)
-		if (!find_service(n, nn, &o[i]))
-			(*del)[(*ndel)++] = &o[i];
-	for (size_t i = 0; i < nn; i++) {
-		const struct conf_service *old = find_service(o, no, &n[i]);
-		if (!old || !tdef_equal(sd, old, &n[i], false))
-			(*add)[(*nadd)++] = &n[i];
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char key[160];
+		fmt_key(key, sizeof(key), keys[i], lens[i]);
+		int m = snprintf(out + o, cap - o, "%s%s", i ? "." : "", key);
+		if (m < 0 || (size_t)m >= cap - o)
+			break;
+		o += (size_t)m;
 	}
-	return 0;
-}
-
-int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_diff *out)
-{
-	memset(out, 0, sizeof(*out));
-	/* a section added or removed, or a general key changed: restart */
-	if (!tdef_equal(&root_def, old_c, new_c, true)) {
-		out->change = CONF_GENERAL;
-		return 0;
-	}
-	int rc = 0;
-	if (old_c->server)
-		rc = diff_services(&server_svc_def, old_c->server->services, old_c->server->n_services,
-				   new_c->server->services, new_c->server->n_services,
-				   &out->server_deleted, &out->n_server_deleted, &out->server_added,
-				   &out->n_server_added);
-	if (rc == 0 && old_c->client)
-		rc = diff_services(&client_svc_def, old_c->client->services, old_c->client->n_services,
-				   new_c->client->services, new_c->client->n_services,
-				   &out->client_deleted, &out->n_client_deleted, &out->client_added,
-				   &out->n_client_added);
-	if (rc != 0) {
-		conf_diff_free(out);
-		return rc;
-	}
-	if (out->n_server_deleted + out->n_server_added + out->n_client_deleted + out->n_client_added)
-		out->change = CONF_SERVICES;
-	else
-		conf_diff_free(out);   /* CONF_SAME */
-	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1350,7 +1188,7 @@ size_t conf_schema_walk(void (*cb)(void *arg, const struct conf_key_info *k), vo
 {
 	struct swalk s = { .cb = cb, .arg = arg };
 	s.path[0] = '\0';
-	schema_rows(&s, &root_def, 0);
+	schema_rows(&s, &conf_root_def, 0);
 	return s.n;
 }
 
@@ -1364,414 +1202,3 @@ const char *conf_xport_type_name(enum conf_xport_type t)
 	return (unsigned)t < N(xport_type_names) - 1 ? xport_type_names[t] : "?";
 }
 
-/* ---------------------------------------------------------------------- */
-/* warnings: what rathole accepts at load but fails on later, and more */
-
-struct wctx {
-	const struct conf *c;
-	void (*warn)(void *arg, const char *line);
-	void *arg;
-	size_t n;
-};
-
-/* A key path: up to 6 keys with lengths (a service name may hold NUL). */
-struct kpath {
-	const char *k[6];
-	size_t l[6];
-	size_t n;
-};
-
-static struct kpath kp(const char *sec)
-{
-	struct kpath p = { .k = { sec }, .l = { strlen(sec) }, .n = 1 };
-	return p;
-}
-
-static struct kpath kp_add(struct kpath p, const char *k)
-{
-	if (p.n < 6) {
-		p.k[p.n] = k;
-		p.l[p.n++] = strlen(k);
-	}
-	return p;
-}
-
-static struct kpath kp_svc(const char *sec, const struct conf_service *s)
-{
-	struct kpath p = kp_add(kp(sec), "services");
-	p.k[p.n] = s->name;
-	p.l[p.n++] = s->name_len;
-	return p;
-}
-
-__attribute__((format(printf, 3, 4)))
-static void wemit(struct wctx *x, struct kpath p, const char *fmt, ...)
-{
-	/* the position of the deepest key of p that the file has */
-	unsigned line = 1, col = 1;
-	const struct toml_node *t = x->c->tree;
-	for (size_t i = 0; i < p.n && t; i++) {
-		const struct toml_kv *kv = toml_table_get(t, p.k[i], p.l[i]);
-		if (!kv)
-			break;
-		/* a table: its header (as errors give it); a value: its key */
-		line = kv->value->type == TOML_TABLE ? kv->value->line : kv->line;
-		col = kv->value->type == TOML_TABLE ? kv->value->col : kv->col;
-		t = kv->value;
-	}
-	char path[320];
-	size_t o = 0;
-	path[0] = '\0';
-	for (size_t i = 0; i < p.n; i++) {
-		char key[160];
-		fmt_key(key, sizeof(key), p.k[i], p.l[i]);
-		int m = snprintf(path + o, sizeof(path) - o, "%s%s", i ? "." : "", key);
-		if (m < 0 || (size_t)m >= sizeof(path) - o)
-			break;
-		o += (size_t)m;
-	}
-	char msg[640];
-	int m = snprintf(msg, sizeof(msg), "%s:%u:%u: %s: ", x->c->path ? x->c->path : "(config)",
-			 line, col, path);
-	if (m > 0 && (size_t)m < sizeof(msg)) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(msg + m, sizeof(msg) - (size_t)m, fmt, ap);
-		va_end(ap);
-	}
-	x->n++;
-	if (x->warn)
-		x->warn(x->arg, msg);
-}
-
-/* Why addr is not "host:port" as Rust's ToSocketAddrs takes it, or NULL. */
-static const char *hostport_problem(const char *a)
-{
-	const char *colon = strrchr(a, ':');
-	if (!colon)
-		return "it has no :port";
-	const char *p = colon + 1;
-	unsigned long port = 0;
-	if (!*p)
-		return "the port is empty";
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return "the port is not a number";
-		port = port * 10 + (unsigned long)(*p - '0');
-		if (port > 65535)
-			return "the port is over 65535";
-	}
-	size_t hn = (size_t)(colon - a);
-	if (hn == 0)
-		return "the host is empty";
-	if (a[0] == '[') {
-		if (a[hn - 1] != ']' || hn < 3)
-			return "the IPv6 address is not closed by ]";
-		char v6[64];
-		unsigned char buf[16];
-		if (hn - 2 >= sizeof(v6))
-			return "the IPv6 address is not valid";
-		memcpy(v6, a + 1, hn - 2);
-		v6[hn - 2] = '\0';
-		if (inet_pton(AF_INET6, v6, buf) != 1)
-			return "the IPv6 address is not valid";
-		return NULL;
-	}
-	if (memchr(a, ':', hn))
-		return "an IPv6 address must be written in brackets, e.g. [::1]:2333";
-	return NULL;
-}
-
-static void warn_addr(struct wctx *x, struct kpath p, const char *value, const char *example)
-{
-	if (!value)
-		return;
-	const char *why = hostport_problem(value);
-	if (why) {
-		char q[96];
-		quote(q, sizeof(q), value, strlen(value), 40);
-		wemit(x, p, "%s is not in host:port form (%s); expected a string like %s", q, why, example);
-	}
-}
-
-static void warn_file(struct wctx *x, struct kpath p, const char *file, const char *what)
-{
-	if (!file || access(file, R_OK) == 0)
-		return;
-	char q[96];
-	int e = errno;
-	quote(q, sizeof(q), file, strlen(file), 40);
-	wemit(x, p, "%s cannot be read (%s), so %s; note that relative paths are relative to the "
-		    "working directory, not to the configuration file", q, strerror(e), what);
-}
-
-static void warn_key(struct wctx *x, struct kpath p, const char *b64)
-{
-	uint8_t buf[96];
-	if (!b64)
-		return;
-	int n = keygen_b64_decode(b64, strlen(b64), buf, sizeof(buf));
-	explicit_bzero(buf, sizeof(buf));
-	if (n == MR_ELIMIT)
-		wemit(x, p, "the key decodes to more than %zu bytes, not 32; use a key from "
-			    "`molerat --genkey`", sizeof(buf));
-	else if (n >= 0 && n != KEYGEN_KEY_LEN)
-		wemit(x, p, "the key decodes to %d bytes, not 32; use a key from `molerat --genkey`", n);
-	else if (n < 0)
-		wemit(x, p, "the key is not valid standard base64, so the instance fails at start; use a key "
-			    "from `molerat --genkey`");
-}
-
-/* Checks a Noise protocol name; fills the two pattern letters. */
-static const char *noise_pattern_problem(const char *name, char *ini, char *resp)
-{
-	static const char *const dhs[] = { "25519", NULL };
-	static const char *const ciphers[] = { "ChaChaPoly", "AESGCM", NULL };
-	static const char *const hashes[] = { "BLAKE2s", "BLAKE2b", "SHA256", "SHA512", NULL };
-	char buf[128];
-	char *parts[6];
-	size_t np = 0;
-	if (strlen(name) >= sizeof(buf))
-		return "it is too long";
-	strcpy(buf, name);
-	for (char *s = buf, *save = NULL; np < 6 && (s = strtok_r(s, "_", &save)); s = NULL)
-		parts[np++] = s;
-	if (np != 5 || strcmp(parts[0], "Noise") != 0)
-		return "it is not of the form Noise_PATTERN_DH_CIPHER_HASH";
-	const char *pat = parts[1];
-	size_t base = 0;
-	while (pat[base] >= 'A' && pat[base] <= 'Z')
-		base++;
-	static const char *const two[] = { "NN", "NK", "NX", "XN", "XK", "XX", "KN", "KK", "KX",
-					   "IN", "IK", "IX", NULL };
-	bool ok = false;
-	for (size_t i = 0; two[i]; i++)
-		if (base == 2 && !strncmp(pat, two[i], 2))
-			ok = true;
-	if (base == 1 && strchr("NKX", pat[0]))
-		return "one-way patterns (N, K, X) cannot carry traffic both ways";
-	if (!ok)
-		return "the handshake pattern is unknown";
-	if (pat[2] != '\0')
-		return "pattern modifiers (psk, fallback) cannot be configured; a PSK pattern never completes";
-	bool dh = false, ci = false, ha = false;
-	for (size_t i = 0; dhs[i]; i++)
-		dh |= !strcmp(parts[2], dhs[i]);
-	for (size_t i = 0; ciphers[i]; i++)
-		ci |= !strcmp(parts[3], ciphers[i]);
-	for (size_t i = 0; hashes[i]; i++)
-		ha |= !strcmp(parts[4], hashes[i]);
-	if (!dh)
-		return "the DH function must be 25519";
-	if (!ci)
-		return "the cipher must be ChaChaPoly or AESGCM";
-	if (!ha)
-		return "the hash must be BLAKE2s, BLAKE2b, SHA256 or SHA512";
-	*ini = pat[0];
-	*resp = pat[1];
-	return NULL;
-}
-
-static void warn_noise(struct wctx *x, const char *sec, const struct conf_noise *n, bool server)
-{
-	struct kpath p = kp_add(kp_add(kp(sec), "transport"), "noise");
-	char ini = 0, resp = 0;
-	const char *why = noise_pattern_problem(n->pattern ? n->pattern : "", &ini, &resp);
-	if (why) {
-		char q[96];
-		quote(q, sizeof(q), n->pattern ? n->pattern : "", n->pattern ? strlen(n->pattern) : 0, 60);
-		wemit(x, kp_add(p, "pattern"), "%s is not a usable Noise protocol name (%s), so the instance "
-					     "fails at start; e.g. pattern = \"Noise_NK_25519_ChaChaPoly_BLAKE2s\"",
-		      q, why);
-	}
-	warn_key(x, kp_add(p, "local_private_key"), n->local_private_key);
-	warn_key(x, kp_add(p, "remote_public_key"), n->remote_public_key);
-	if (why)
-		return;
-	/* the initiator is the client, the responder the server; K = the
-	 * other side knows this static key in advance */
-	char mine = server ? resp : ini, theirs = server ? ini : resp;
-	if (theirs == 'K' && !n->remote_public_key)
-		wemit(x, p, "the pattern needs remote_public_key (the %s's public key) on the %s; add "
-			    "remote_public_key = \"...\"", server ? "client" : "server", sec);
-	if (mine == 'K' && !n->local_private_key)
-		wemit(x, p, "without local_private_key a new random key is made at every start, and the "
-			    "%s cannot know it as the pattern requires; add local_private_key from "
-			    "`molerat --genkey`", server ? "client" : "server");
-}
-
-static void warn_transport(struct wctx *x, const char *sec, const struct conf_transport *t,
-			   bool server, const char *remote_addr)
-{
-	struct kpath tp = kp_add(kp(sec), "transport");
-	const char *tname = conf_xport_type_name(t->type);
-	/* tcp */
-	struct kpath tcp = kp_add(tp, "tcp");
-	if (t->tcp.keepalive_secs == 0 || t->tcp.keepalive_secs > 32767)
-		wemit(x, kp_add(tcp, "keepalive_secs"), "Linux accepts 1 to 32767 for the keepalive idle "
-							 "time, so this setting fails and is ignored; e.g. keepalive_secs = 20");
-	if (t->tcp.keepalive_interval == 0 || t->tcp.keepalive_interval > 32767)
-		wemit(x, kp_add(tcp, "keepalive_interval"), "Linux accepts 1 to 32767 for the keepalive "
-							     "interval, so this setting fails and is ignored; e.g. keepalive_interval = 8");
-	if (t->tcp.proxy) {
-		const struct conf_url *u = &t->tcp.proxy_url;
-		struct kpath pp = kp_add(tcp, "proxy");
-		if (server)
-			wemit(x, pp, "a proxy is only used by a client; it is ignored here");
-		else if (!u->host || !u->host[0])
-			wemit(x, pp, "the proxy URL has no host; rathole panics on it; write \"%s://host:port\"",
-			      u->scheme);
-		else if (!u->has_port)
-			wemit(x, pp, "the proxy URL has no port or the scheme's default one, which rathole "
-				     "cannot use (it panics); write the port explicitly, e.g. %s://%s:%s",
-			      u->scheme, u->host, strcmp(u->scheme, "http") ? "1080" : "8080");
-		else if (u->host[0] == '[')
-			wemit(x, pp, "rathole cannot connect to a proxy given by a bracketed IPv6 address; use a "
-				     "host name or IPv4 address");
-		if (!server && ((u->username && strchr(u->username, '%')) || (u->password && strchr(u->password, '%'))))
-			wemit(x, pp, "proxy credentials are sent still percent-encoded, as rathole does; avoid "
-				     "characters that need encoding");
-	}
-	/* which sub-tables the type uses */
-	bool use_tls = t->type == XPORT_TLS || (t->type == XPORT_WEBSOCKET && t->websocket.present &&
-						 t->websocket.tls);
-	if (t->tls.present && !use_tls)
-		wemit(x, kp_add(tp, "tls"), "this table is ignored with type = \"%s\"", tname);
-	if (t->noise.present && t->type != XPORT_NOISE)
-		wemit(x, kp_add(tp, "noise"), "this table is ignored with type = \"%s\"", tname);
-	if (t->websocket.present && t->type != XPORT_WEBSOCKET)
-		wemit(x, kp_add(tp, "websocket"), "this table is ignored with type = \"%s\"", tname);
-	if (t->type == XPORT_NOISE) {
-		if (!t->noise.present)
-			wemit(x, kp_add(tp, "type"), "type = \"noise\" needs a [%s.transport.noise] table; "
-						    "rathole accepts the file but the instance fails at start; add it",
-			      sec);
-		else
-			warn_noise(x, sec, &t->noise, server);
-	}
-	if (t->type == XPORT_WEBSOCKET && !t->websocket.present)
-		wemit(x, kp_add(tp, "type"), "type = \"websocket\" needs a [%s.transport.websocket] table "
-					    "with tls = true or false; the instance fails at start; add it", sec);
-	if (t->type == XPORT_WEBSOCKET && t->websocket.present && t->websocket.tls) {
-		if (!t->tls.present)
-			wemit(x, kp_add(kp_add(tp, "websocket"), "tls"),
-			      "tls = true needs a [%s.transport.tls] table; the instance fails at start; add "
-			      "it", sec);
-		else if (server && (!t->tls.pkcs12 || !t->tls.pkcs12_password))
-			wemit(x, kp_add(tp, "tls"), "WebSocket over TLS on a server needs pkcs12 and "
-						   "pkcs12_password; rathole panics at the first connection; add them");
-	}
-	if (!use_tls || !t->tls.present)
-		return;
-	struct kpath tls = kp_add(tp, "tls");
-	if (server) {
-		warn_file(x, kp_add(tls, "pkcs12"), t->tls.pkcs12, "the server fails at start");
-		warn_file(x, kp_add(tls, "trusted_root"), t->tls.trusted_root,
-			  "the server fails at start (it reads trusted_root too)");
-		return;
-	}
-	warn_file(x, kp_add(tls, "trusted_root"), t->tls.trusted_root, "the client fails at start");
-	if (t->tls.pkcs12) {
-		warn_file(x, kp_add(tls, "pkcs12"), t->tls.pkcs12,
-			  "the client fails at start (a client loads pkcs12 though it does not use it)");
-		if (!t->tls.pkcs12_password)
-			wemit(x, kp_add(tls, "pkcs12"), "a client with pkcs12 but no pkcs12_password makes "
-							 "rathole panic at start; remove pkcs12 (a client does not use it)");
-	}
-	if (!t->tls.hostname && remote_addr && remote_addr[0] == '[')
-		wemit(x, tls, "without hostname the TLS name is taken from remote_addr with its brackets "
-			      "and verification fails in rathole; add hostname = \"...\"");
-}
-
-static void warn_services_server(struct wctx *x, const struct conf_server *s)
-{
-	for (size_t i = 0; i < s->n_services; i++) {
-		const struct conf_service *v = &s->services[i];
-		warn_addr(x, kp_add(kp_svc("server", v), "bind_addr"), v->bind_addr, "\"0.0.0.0:8080\"");
-		for (size_t j = 0; j < i; j++)
-			if (s->services[j].type == v->type && !strcmp(s->services[j].bind_addr, v->bind_addr))
-				wemit(x, kp_add(kp_svc("server", v), "bind_addr"),
-				      "another service binds the same address; only one of them can listen");
-	}
-}
-
-static void warn_services_client(struct wctx *x, const struct conf_client *c)
-{
-	for (size_t i = 0; i < c->n_services; i++) {
-		const struct conf_service *v = &c->services[i];
-		warn_addr(x, kp_add(kp_svc("client", v), "local_addr"), v->local_addr, "\"127.0.0.1:22\"");
-		if (v->retry_interval == 0 && c->retry_interval != 0)
-			wemit(x, kp_add(kp_svc("client", v), "retry_interval"),
-			      "0 makes rathole retry in a busy loop after the first failure; use 1 or more");
-	}
-}
-
-size_t conf_warnings(const struct conf *c, enum conf_mode mode,
-		     void (*warn)(void *arg, const char *line), void *arg)
-{
-	struct wctx x = { .c = c, .warn = warn, .arg = arg };
-	const struct conf_server *s = c->server;
-	const struct conf_client *cl = c->client;
-	if (s && mode != MODE_CLIENT) {
-		warn_addr(&x, kp_add(kp("server"), "bind_addr"), s->bind_addr, "\"0.0.0.0:2333\"");
-		warn_transport(&x, "server", &s->transport, true, NULL);
-		warn_services_server(&x, s);
-	}
-	if (cl && mode != MODE_SERVER) {
-		warn_addr(&x, kp_add(kp("client"), "remote_addr"), cl->remote_addr, "\"example.com:2333\"");
-		if (cl->retry_interval == 0)
-			wemit(&x, kp_add(kp("client"), "retry_interval"),
-			      "0 makes rathole retry in a busy loop after the first failure; use 1 or more");
-		warn_transport(&x, "client", &cl->transport, false, cl->remote_addr);
-		warn_services_client(&x, cl);
-	}
-	if (s && cl) {
-		if (cl->heartbeat_timeout != 0 &&
-		    (s->heartbeat_interval == 0 || cl->heartbeat_timeout <= s->heartbeat_interval))
-			wemit(&x, kp_add(kp("client"), "heartbeat_timeout"),
-			      "%llu is not longer than server.heartbeat_interval (%llu%s), so the client "
-			      "will drop idle connections; make it larger than the interval",
-			      (unsigned long long)cl->heartbeat_timeout,
-			      (unsigned long long)s->heartbeat_interval,
-			      s->heartbeat_interval == 0 ? ": heartbeats are off" : "");
-		for (size_t i = 0; i < cl->n_services; i++) {
-			const struct conf_service *cv = &cl->services[i];
-			const struct conf_service *sv = find_service(s->services, s->n_services, cv);
-			if (!sv)
-				continue;
-			if (sv->type != cv->type)
-				wemit(&x, kp_add(kp_svc("client", cv), "type"),
-				      "the service is %s here but %s in [server.services]; both ends must "
-				      "agree", conf_svc_type_name(cv->type), conf_svc_type_name(sv->type));
-			if (sv->token_len != cv->token_len || memcmp(sv->token, cv->token, cv->token_len))
-				wemit(&x, kp_svc("client", cv), "the token differs from the one in "
-							       "[server.services]; authentication will fail");
-		}
-	}
-	return x.n;
-}
-
-static void unsupported_transport(struct wctx *x, const char *sec, const struct conf_transport *t,
-				  bool server)
-{
-	struct kpath tp = kp_add(kp(sec), "transport");
-	if (t->type != XPORT_TCP)
-		wemit(x, kp_add(tp, "type"), "the %s transport is not supported by this build of molerat "
-					    "yet; use type = \"tcp\", or run rathole at both ends until it is",
-		      conf_xport_type_name(t->type));
-	if (!server && t->tcp.proxy)
-		wemit(x, kp_add(kp_add(tp, "tcp"), "proxy"), "connecting through a proxy is not supported by "
-							   "this build of molerat yet; remove proxy to connect "
-							   "directly, or run rathole as the client until it is");
-}
-
-size_t conf_unsupported(const struct conf *c, enum conf_mode mode,
-			void (*fail)(void *arg, const char *line), void *arg)
-{
-	struct wctx x = { .c = c, .warn = fail, .arg = arg };
-	if (c->server && mode != MODE_CLIENT)
-		unsupported_transport(&x, "server", &c->server->transport, true);
-	if (c->client && mode != MODE_SERVER)
-		unsupported_transport(&x, "client", &c->client->transport, false);
-	return x.n;
-}

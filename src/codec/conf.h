@@ -8,7 +8,14 @@
  * Ownership: conf_load*() returns a struct conf the caller frees with
  * conf_free(); every string in it is owned by the conf. A conf is never
  * modified after load, so the running instance and a reload can hold two
- * and compare them (conf_diff). */
+ * and compare them (conf_diff, codec/conf_diff.h).
+ *
+ * Contract: pure code over the toml tree (no loop, no sockets); the one
+ * file-system call is conf_load_file()'s read of the file. What a role
+ * checks before it starts (warnings, settings this build cannot honour
+ * yet, key files that cannot be read) is role/conf_check.h, which finds
+ * the positions it reports through conf_key_pos(). The proxy URL parser is
+ * codec/conf_url.h. */
 #ifndef MOLERAT_CONF_H
 #define MOLERAT_CONF_H
 
@@ -16,24 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec/conf_url.h"
+
 enum conf_svc_type { SVC_TCP = 0, SVC_UDP };
 enum conf_xport_type { XPORT_TCP = 0, XPORT_TLS, XPORT_NOISE, XPORT_WEBSOCKET };
 enum conf_mode { MODE_AUTO = 0, MODE_SERVER, MODE_CLIENT };
-
-/* A URL split as rathole's url crate (WHATWG URL Standard) does; see
- * conf_url_parse(). Every string is owned by the struct. */
-struct conf_url {
-	char *scheme;                 /* lower case: "socks5", "http", ... */
-	char *username;               /* percent-encoded as in the URL; "" when none */
-	char *password;               /* percent-encoded; NULL when none */
-	char *host;                   /* NULL when the URL has no host; a domain of a
-				       * special scheme (http) lower-cased, an IPv4 in
-				       * dotted form, an IPv6 in brackets ("[::1]"),
-				       * as url::Url::host_str() gives it */
-	bool has_port;                /* false when absent or the scheme's default
-				       * (http://h:80): rathole then panics (Q12) */
-	uint16_t port;                /* valid when has_port */
-};
 
 struct conf_tcp {
 	bool nodelay;                 /* default true */
@@ -115,7 +109,7 @@ struct conf {
 	struct conf_server *server;   /* NULL when [server] is absent */
 	struct conf_client *client;   /* NULL when [client] is absent */
 	struct toml_node *tree;       /* internal: the parsed file, kept for the
-				       * positions conf_warnings() reports */
+				       * positions conf_key_pos() gives */
 };
 
 /* A user-facing error: "file:line:col: key.path: what is wrong; what to do". */
@@ -138,51 +132,6 @@ void conf_free(struct conf *c);
  * (both sections and no flag; the chosen section missing). */
 enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct conf_error *err);
 
-/* Warnings beyond rathole's rules (a key file that does not exist, an
- * unusable noise key, a proxy without a port...) and the problems rathole
- * only finds at instance start (Q14) or by panicking (Q15): one line each,
- * "FILE:LINE:COL: key.path: what; what to do", passed to warn() (which may
- * be NULL to only count). mode MODE_SERVER / MODE_CLIENT checks that
- * section only, MODE_AUTO every section present; the cross-section checks
- * (heartbeat timeout vs interval, a service's type or token differing)
- * run whenever both sections are present. Never prints secrets. Reads the
- * file system (access(2) on key files). Returns how many. Used by
- * `molerat check` and at start. */
-size_t conf_warnings(const struct conf *c, enum conf_mode mode,
-		     void (*warn)(void *arg, const char *line), void *arg);
-
-/* Settings this build accepts in the file (rathole does) but cannot honour
- * yet: a transport other than tcp (tls, noise, websocket), a client's
- * [client.transport.tcp] proxy. One line each, "FILE:LINE:COL: key.path:
- * what; what to do", passed to fail() (NULL to only count), for the
- * section(s) mode selects as in conf_warnings. A caller treats any as an
- * error: `molerat check` and a start both refuse such a file, so a key
- * molerat accepts is a key it acts on. Returns how many. */
-size_t conf_unsupported(const struct conf *c, enum conf_mode mode,
-			void (*fail)(void *arg, const char *line), void *arg);
-
-/* Hot reload (spec §9.2): compares two validated configs.
- * CONF_SAME: nothing to do. CONF_GENERAL: a section was added or removed,
- * or a key outside the services changed (reload class general): restart
- * the instance; the lists are empty. CONF_SERVICES: only services changed;
- * apply the *_deleted lists (names gone) BEFORE the *_added lists (services
- * new or changed in any validated field: replace them).
- * The arrays are owned by the diff (conf_diff_free); the service pointers
- * are borrowed from old_c (deleted) and new_c (added), which must outlive
- * their use. Returns 0, or -ENOMEM (*out is then empty). */
-enum conf_change { CONF_SAME = 0, CONF_GENERAL, CONF_SERVICES };
-struct conf_diff {
-	enum conf_change change;
-	/* with CONF_SERVICES: names (borrowed from old / new) */
-	const struct conf_service **server_deleted; size_t n_server_deleted;
-	const struct conf_service **server_added;   size_t n_server_added;   /* new or changed */
-	const struct conf_service **client_deleted; size_t n_client_deleted;
-	const struct conf_service **client_added;   size_t n_client_added;
-};
-int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_diff *out);
-/* Frees the arrays and zeroes *d. NULL-safe. */
-void conf_diff_free(struct conf_diff *d);
-
 /* Reload class of a key (spec §9.2): a hot key (anything inside
  * [*.services.NAME]) is applied by Delete/Add of that service; a general
  * key restarts the instance. */
@@ -202,15 +151,27 @@ struct conf_key_info {
  * number of keys. */
 size_t conf_schema_walk(void (*cb)(void *arg, const struct conf_key_info *k), void *arg);
 
-/* Parses len bytes (not NUL-terminated; NUL allowed) as an absolute URL the
- * way rathole's url crate does (WHATWG URL Standard; international domain
- * names are kept as written instead of being converted to punycode).
- * Returns 0 with *u filled (free it with conf_url_free), MR_EFORMAT with
- * *why set to a static reason ("relative URL without a base", "empty host",
- * "invalid port number", ...), or -ENOMEM. */
-int conf_url_parse(const char *s, size_t len, struct conf_url *u, const char **why);
-/* Frees the strings of u (not u itself) and zeroes it. NULL-safe. */
-void conf_url_free(struct conf_url *u);
+/* The service of arr[0..n) named name (name_len bytes: names may hold
+ * NUL), or NULL. */
+const struct conf_service *conf_service_find(const struct conf_service *arr, size_t n,
+					     const char *name, size_t name_len);
+
+/* For messages about a loaded conf ("FILE:LINE:COL: key.path: ..."), a key
+ * path is keys[0..n), key i being lens[i] bytes (a service name may hold
+ * NUL), e.g. { "client", "services", NAME, "token" }.
+ * conf_key_pos: where the key path is in c's file: the position of its
+ * deepest key the file has (a table: its header, as errors give it; a
+ * value: its key), 1:1 when the file has none of it. */
+void conf_key_pos(const struct conf *c, const char *const *keys, const size_t *lens, size_t n,
+		  unsigned *line, unsigned *col);
+/* Writes the key path as errors give it: the keys joined by '.', each bare
+ * when it can be, else quoted as conf_quote() does (client.services."my
+ * nas".token). A path too long for cap is cut. Always NUL-terminates out. */
+void conf_key_path(char *out, size_t cap, const char *const *keys, const size_t *lens, size_t n);
+/* Writes s (n bytes) as a TOML basic string, at most about max bytes of
+ * content ("..." marks a cut; a UTF-8 sequence is not cut in two). Always
+ * NUL-terminates out (empty when cap < 8). */
+void conf_quote(char *out, size_t cap, const char *s, size_t n, size_t max);
 
 const char *conf_svc_type_name(enum conf_svc_type t);     /* "tcp" / "udp" */
 const char *conf_xport_type_name(enum conf_xport_type t); /* "tcp", "tls", "noise", "websocket" */

@@ -8,7 +8,7 @@
  * are skipped. Approximation: a non-ASCII domain of a special scheme is kept
  * as written (the url crate would convert it with IDNA/UTS #46; a few
  * disallowed code points would fail there and pass here). */
-#include "codec/conf.h"
+#include "codec/conf_url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

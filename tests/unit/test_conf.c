@@ -1,8 +1,9 @@
 /* Unit tests for conf: the schema of spec §8 (acceptance and rejection
- * cases of §8.7 with exact messages), defaults, run mode (§8.8), hot reload
- * diff (§9.2), warnings, the proxy URL parser (§7.2), every file under
- * examples/ and tests/data/conf/{valid,invalid}/, and the schema against
- * docs/configuration.md. */
+ * cases of §8.7 with exact messages), defaults, run mode (§8.8), the proxy
+ * URL parser (§7.2), every file under examples/ and
+ * tests/data/conf/{valid,invalid}/ loading or not, and the schema against
+ * docs/configuration.md. Hot reload diff (§9.2): test_conf_diff.c; the
+ * warnings and unsupported settings a role checks: test_conf_check.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "codec/conf.h"
+#include "codec/conf_url.h"
 #include "base/err.h"
 #include "codec/keygen.h"
 
@@ -58,73 +60,6 @@ static void expect_error_sub(const char *text, const char *sub)
 	}
 	if (!strstr(e.msg, sub))
 		fail_msg("message \"%s\" lacks \"%s\"", e.msg, sub);
-}
-
-struct warns {
-	char *line[64];
-	size_t n;
-};
-
-static void collect(void *arg, const char *line)
-{
-	struct warns *w = arg;
-	assert_non_null(line);
-	assert_null(strchr(line, '\n'));
-	if (w->n < 64)
-		w->line[w->n++] = strdup(line);
-}
-
-static void warns_free(struct warns *w)
-{
-	for (size_t i = 0; i < w->n; i++)
-		free(w->line[i]);
-	w->n = 0;
-}
-
-static size_t warns_matching(const struct warns *w, const char *sub)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < w->n; i++)
-		if (strstr(w->line[i], sub))
-			k++;
-	return k;
-}
-
-static void dump_warns(const struct warns *w)
-{
-	for (size_t i = 0; i < w->n; i++)
-		print_message("  warning: %s\n", w->line[i]);
-}
-
-/* Loads text, collects its warnings for mode. */
-static size_t warnings_of(const char *text, enum conf_mode mode, struct warns *w)
-{
-	struct conf *c = must_load(text);
-	memset(w, 0, sizeof(*w));
-	size_t n = conf_warnings(c, mode, collect, w);
-	assert_int_equal(n, w->n);
-	conf_free(c);
-	return n;
-}
-
-static void expect_warning(const char *text, enum conf_mode mode, const char *sub)
-{
-	struct warns w;
-	warnings_of(text, mode, &w);
-	if (warns_matching(&w, sub) != 1) {
-		dump_warns(&w);
-		fail_msg("expected exactly one warning containing \"%s\"", sub);
-	}
-	warns_free(&w);
-}
-
-static void expect_no_warning(const char *text, enum conf_mode mode)
-{
-	struct warns w;
-	if (warnings_of(text, mode, &w) != 0) {
-		dump_warns(&w);
-		fail_msg("expected no warning");
-	}
 }
 
 static char *read_whole(const char *path, size_t *len)
@@ -636,211 +571,6 @@ static void test_syntax_error(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
-/* start-time problems: accepted at load (spec Q14, Q15) */
-
-static void test_q14_accepted_with_warnings(void **state)
-{
-	(void)state;
-	/* type noise without a noise table */
-	const char *noise_missing = CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n";
-	expect_warning(noise_missing, MODE_AUTO,
-		       "t.toml:5:1: client.transport.type: type = \"noise\" needs a [client.transport.noise] "
-		       "table");
-	/* bad base64 and a bad pattern */
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
-				  "[server.transport.noise]\nlocal_private_key = \"not base64!\"\n",
-		       MODE_AUTO,
-		       "t.toml:7:1: server.transport.noise.local_private_key: the key is not valid standard "
-		       "base64");
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
-				  "[server.transport.noise]\npattern = \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\"\n"
-				  "local_private_key = \"2q30ZwFo22JI4NLDtxCYeCyKCKFgd+O8FC0VUNg7Dos=\"\n",
-		       MODE_AUTO, "server.transport.noise.pattern: \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\" is "
-				  "not a usable Noise protocol name (the handshake pattern is unknown)");
-	/* type websocket without its table */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"websocket\"\n",
-		       MODE_AUTO, "client.transport.type: type = \"websocket\" needs a "
-				  "[client.transport.websocket] table");
-	/* websocket tls = true without a tls table */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"websocket\"\n"
-				  "[client.transport.websocket]\ntls = true\n",
-		       MODE_AUTO, "t.toml:7:1: client.transport.websocket.tls: tls = true needs a "
-				  "[client.transport.tls] table");
-	/* Q15: websocket over TLS on a server, tls table without pkcs12 */
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"websocket\"\n"
-				  "[server.transport.websocket]\ntls = true\n[server.transport.tls]\n",
-		       MODE_AUTO, "rathole panics at the first connection");
-	/* Q15: a client with pkcs12 but no password */
-	char text[1024];
-	snprintf(text, sizeof(text),
-		 CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
-			    "[client.transport.tls]\npkcs12 = \"%s/examples/client.toml\"\n", SOURCE_DIR);
-	expect_warning(text, MODE_AUTO, "client.transport.tls.pkcs12: a client with pkcs12 but no "
-					"pkcs12_password makes rathole panic at start");
-}
-
-static void test_warn_files(void **state)
-{
-	(void)state;
-	char text[2048];
-	snprintf(text, sizeof(text),
-		 SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tls\"\n[server.transport.tls]\n"
-			    "pkcs12 = \"%s/tests/data/conf/no-such-file.pfx\"\npkcs12_password = \"pw\"\n",
-		 SOURCE_DIR);
-	expect_warning(text, MODE_AUTO, "t.toml:7:1: server.transport.tls.pkcs12: ");
-	expect_warning(text, MODE_AUTO, "cannot be read (No such file or directory), so the server fails "
-					"at start; note that relative paths are relative to the working "
-					"directory");
-	snprintf(text, sizeof(text),
-		 SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tls\"\n[server.transport.tls]\n"
-			    "pkcs12 = \"%s/examples/server.toml\"\npkcs12_password = \"pw\"\n",
-		 SOURCE_DIR);
-	expect_no_warning(text, MODE_AUTO);
-	/* a client's trusted_root */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
-				  "[client.transport.tls]\ntrusted_root = \"/nonexistent/ca.pem\"\n",
-		       MODE_AUTO, "t.toml:7:1: client.transport.tls.trusted_root: \"/nonexistent/ca.pem\" "
-				  "cannot be read");
-	/* files of an unused tls table are not checked; the table is noted */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
-				  "[client.transport.tls]\ntrusted_root = \"/nonexistent/ca.pem\"\n",
-		       MODE_AUTO, "client.transport.tls: this table is ignored with type = \"tcp\"");
-}
-
-static void test_warn_noise_keys(void **state)
-{
-	(void)state;
-	/* 31 bytes of base64 */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\n"
-				  "remote_public_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"\n",
-		       MODE_AUTO, "client.transport.noise.remote_public_key: the key decodes to 31 bytes, "
-				  "not 32");
-	/* NK client without the server's key */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\n",
-		       MODE_AUTO, "t.toml:6:1: client.transport.noise: the pattern needs remote_public_key");
-	/* NK server without its private key */
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
-				  "[server.transport.noise]\n",
-		       MODE_AUTO, "server.transport.noise: without local_private_key a new random key");
-	/* XX needs no keys in advance */
-	expect_no_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				     "[client.transport.noise]\npattern = \"Noise_XX_25519_ChaChaPoly_BLAKE2s\"\n",
-			  MODE_AUTO);
-	/* unpadded base64 is fine (rathole accepts it) */
-	expect_no_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				     "[client.transport.noise]\n"
-				     "remote_public_key = \"HN7XPmAsbw0ZFZT/gLuzaWu+oy1QIMMV1q5v/W8pVnw\"\n",
-			  MODE_AUTO);
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\npattern = \"Noise_NK_448_ChaChaPoly_BLAKE2s\"\n",
-		       MODE_AUTO, "the DH function must be 25519");
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\npattern = \"Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s\"\n",
-		       MODE_AUTO, "pattern modifiers");
-}
-
-static void test_warn_proxy(void **state)
-{
-	(void)state;
-#define PROXY(u) CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n" \
-		 "[client.transport.tcp]\nproxy = \"" u "\"\n"
-	expect_warning(PROXY("http://proxy"), MODE_AUTO,
-		       "t.toml:7:1: client.transport.tcp.proxy: the proxy URL has no port or the scheme's "
-		       "default one, which rathole cannot use (it panics); write the port explicitly, e.g. "
-		       "http://proxy:8080");
-	expect_warning(PROXY("http://proxy:80"), MODE_AUTO, "has no port or the scheme's default");
-	expect_warning(PROXY("socks5://proxy"), MODE_AUTO, "e.g. socks5://proxy:1080");
-	expect_warning(PROXY("socks5:proxy"), MODE_AUTO, "the proxy URL has no host");
-	expect_warning(PROXY("socks5://[::1]:1080"), MODE_AUTO, "bracketed IPv6");
-	expect_warning(PROXY("socks5://us%40er:pw@proxy:1080"), MODE_AUTO, "still percent-encoded");
-	expect_no_warning(PROXY("socks5://user:pw@proxy:1080"), MODE_AUTO);
-	expect_no_warning(PROXY("http://proxy:3128"), MODE_AUTO);
-	/* a server ignores the proxy */
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tcp\"\n"
-				  "[server.transport.tcp]\nproxy = \"http://proxy:3128\"\n",
-		       MODE_AUTO, "a proxy is only used by a client; it is ignored here");
-#undef PROXY
-}
-
-static void test_warn_addresses_and_intervals(void **state)
-{
-	(void)state;
-	expect_warning(SERVER_MIN "[server.services.a]\nbind_addr = \"8080\"\ntoken = \"t\"\n", MODE_AUTO,
-		       "t.toml:4:1: server.services.a.bind_addr: \"8080\" is not in host:port form (it has "
-		       "no :port); expected a string like \"0.0.0.0:8080\"");
-	expect_warning("[server]\nbind_addr = \":2333\"\n[server.services]\n", MODE_AUTO,
-		       "the host is empty");
-	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"::1:22\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "an IPv6 address must be written in brackets");
-	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"[::1:22\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "is not in host:port form");
-	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"host:99999\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "the port is over 65535");
-	expect_no_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"[::1]:22\"\ntoken = \"t\"\n",
-			  MODE_AUTO);
-	expect_warning("[client]\nremote_addr = \"example.com\"\n[client.services]\n", MODE_AUTO,
-		       "t.toml:2:1: client.remote_addr: \"example.com\" is not in host:port form");
-	expect_warning(CLIENT_MIN "retry_interval = 0\n[client.services]\n", MODE_AUTO,
-		       "t.toml:3:1: client.retry_interval: 0 makes rathole retry in a busy loop");
-	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"x:1\"\ntoken = \"t\"\n"
-				  "retry_interval = 0\n",
-		       MODE_AUTO, "t.toml:6:1: client.services.a.retry_interval: 0 makes rathole retry");
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
-				  "[client.transport.tcp]\nkeepalive_secs = 0\n",
-		       MODE_AUTO, "client.transport.tcp.keepalive_secs: Linux accepts 1 to 32767");
-	expect_warning(SERVER_MIN "[server.services.a]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"t\"\n"
-				  "[server.services.b]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "server.services.b.bind_addr: another service binds the same address");
-	/* heartbeat settings, both sections present */
-	expect_warning(SERVER_MIN "heartbeat_interval = 60\n[server.services]\n" CLIENT_MIN
-				  "[client.services]\n",
-		       MODE_AUTO, "t.toml:5:1: client.heartbeat_timeout: 40 is not longer than "
-				  "server.heartbeat_interval (60), so the client will drop idle connections");
-	expect_warning(SERVER_MIN "heartbeat_interval = 0\n[server.services]\n" CLIENT_MIN
-				  "[client.services]\n",
-		       MODE_AUTO, "(0: heartbeats are off)");
-	expect_no_warning(SERVER_MIN "heartbeat_interval = 0\n[server.services]\n" CLIENT_MIN
-				     "heartbeat_timeout = 0\n[client.services]\n",
-			  MODE_AUTO);
-	expect_no_warning(SERVER_MIN "[server.services]\n" CLIENT_MIN "[client.services]\n", MODE_AUTO);
-}
-
-static void test_warn_mode_filter(void **state)
-{
-	(void)state;
-	const char *both = "[server]\nbind_addr = \"nope\"\n[server.services]\n"
-			   "[client]\nremote_addr = \"nope\"\n[client.services]\n";
-	struct warns w;
-	assert_int_equal(warnings_of(both, MODE_AUTO, &w), 2);
-	warns_free(&w);
-	assert_int_equal(warnings_of(both, MODE_SERVER, &w), 1);
-	assert_int_equal(warns_matching(&w, "server.bind_addr"), 1);
-	warns_free(&w);
-	assert_int_equal(warnings_of(both, MODE_CLIENT, &w), 1);
-	assert_int_equal(warns_matching(&w, "client.remote_addr"), 1);
-	warns_free(&w);
-	/* a NULL callback still counts */
-	struct conf *c = must_load(both);
-	assert_int_equal(conf_warnings(c, MODE_AUTO, NULL, NULL), 2);
-	conf_free(c);
-}
-
-static void test_warn_cross_services(void **state)
-{
-	(void)state;
-	const char *t = SERVER_MIN "[server.services.a]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"x\"\n"
-				   "type = \"udp\"\n" CLIENT_MIN
-				   "[client.services.a]\nlocal_addr = \"127.0.0.1:1\"\ntoken = \"y\"\n";
-	struct warns w;
-	assert_int_equal(warnings_of(t, MODE_AUTO, &w), 2);
-	assert_int_equal(warns_matching(&w, "client.services.a.type: the service is tcp here but udp"), 1);
-	assert_int_equal(warns_matching(&w, "client.services.a: the token differs"), 1);
-	warns_free(&w);
-}
-
-/* ---------------------------------------------------------------------- */
 /* service names and strings */
 
 static void test_service_names(void **state)
@@ -927,189 +657,6 @@ static void test_pick_mode(void **state)
 	conf_free(s);
 	conf_free(c);
 	conf_free(b);
-}
-
-/* ---------------------------------------------------------------------- */
-/* hot reload diff (spec §9.2) */
-
-static enum conf_change diff_of(const char *a, const char *b, struct conf_diff *d, struct conf **ca,
-				struct conf **cb)
-{
-	*ca = must_load(a);
-	*cb = must_load(b);
-	assert_int_equal(conf_diff(*ca, *cb, d), 0);
-	return d->change;
-}
-
-static void expect_change(const char *a, const char *b, enum conf_change want)
-{
-	struct conf *ca, *cb;
-	struct conf_diff d;
-	assert_int_equal(diff_of(a, b, &d, &ca, &cb), want);
-	conf_diff_free(&d);
-	conf_free(ca);
-	conf_free(cb);
-}
-
-/* top: more keys of the section; b: the keys of service b */
-#define SRV_WITH(top, b) SERVER_MIN "default_token = \"t\"\n" top \
-	"[server.services.a]\nbind_addr = \"0.0.0.0:1\"\n" \
-	"[server.services.b]\n" b
-#define CLI_WITH(top, b) CLIENT_MIN "default_token = \"t\"\n" top \
-	"[client.services.a]\nlocal_addr = \"127.0.0.1:1\"\n" \
-	"[client.services.b]\n" b
-#define SRV_B "bind_addr = \"0.0.0.0:2\"\n"
-#define CLI_B "local_addr = \"127.0.0.1:2\"\n"
-#define SRV_BASE SRV_WITH("", SRV_B)
-#define CLI_BASE CLI_WITH("", CLI_B)
-
-static void test_diff_same(void **state)
-{
-	(void)state;
-	expect_change(SRV_BASE, SRV_BASE, CONF_SAME);
-	expect_change(CLI_BASE, CLI_BASE, CONF_SAME);
-	expect_change(SRV_BASE CLI_BASE, SRV_BASE CLI_BASE, CONF_SAME);
-	/* order, comments and explicit defaults do not matter */
-	expect_change(SRV_BASE,
-		      "# reordered\n" SERVER_MIN "default_token = \"t\"\nheartbeat_interval = 30\n"
-		      "[server.services.b]\nbind_addr = \"0.0.0.0:2\"\ntype = \"tcp\"\n"
-		      "[server.services.a]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"t\"\n"
-		      "[server.transport]\ntype = \"tcp\"\n[server.transport.tcp]\nnodelay = true\n",
-		      CONF_SAME);
-	/* a service's retry_interval equal to the client's default */
-	expect_change(CLI_BASE, CLIENT_MIN "default_token = \"t\"\n"
-				"[client.services.a]\nlocal_addr = \"127.0.0.1:1\"\nretry_interval = 1\n"
-				"[client.services.b]\nlocal_addr = \"127.0.0.1:2\"\n",
-		      CONF_SAME);
-	/* the same conf against itself */
-	struct conf *c = must_load(SRV_BASE CLI_BASE);
-	struct conf_diff d;
-	assert_int_equal(conf_diff(c, c, &d), 0);
-	assert_int_equal(d.change, CONF_SAME);
-	assert_null(d.server_added);
-	assert_int_equal(d.n_server_added + d.n_server_deleted + d.n_client_added + d.n_client_deleted, 0);
-	conf_diff_free(&d);
-	conf_free(c);
-}
-
-static void test_diff_general(void **state)
-{
-	(void)state;
-	/* sections added or removed */
-	expect_change(SRV_BASE, SRV_BASE CLI_BASE, CONF_GENERAL);
-	expect_change(SRV_BASE CLI_BASE, CLI_BASE, CONF_GENERAL);
-	/* every non-service key of [server] */
-	expect_change(SRV_BASE, SRV_WITH("heartbeat_interval = 31\n", SRV_B), CONF_GENERAL);
-	expect_change(SRV_BASE, "[server]\nbind_addr = \"0.0.0.0:2334\"\n" "default_token = \"t\"\n"
-				"[server.services.a]\nbind_addr = \"0.0.0.0:1\"\n"
-				"[server.services.b]\nbind_addr = \"0.0.0.0:2\"\n",
-		      CONF_GENERAL);
-	/* default_token: general even though it feeds the services */
-	expect_change(SRV_BASE, SERVER_MIN "default_token = \"u\"\n"
-				"[server.services.a]\nbind_addr = \"0.0.0.0:1\"\n"
-				"[server.services.b]\nbind_addr = \"0.0.0.0:2\"\n",
-		      CONF_GENERAL);
-	expect_change(SRV_BASE, SRV_BASE "[server.transport]\ntype = \"tcp\"\n[server.transport.tcp]\n"
-					 "keepalive_secs = 21\n",
-		      CONF_GENERAL);
-	expect_change(SRV_BASE, SRV_BASE "[server.transport]\ntype = \"tcp\"\n", CONF_SAME);
-	/* a schema-checked but unused table still counts (rathole compares it) */
-	expect_change(SRV_BASE, SRV_BASE "[server.transport]\ntype = \"tcp\"\n"
-					 "[server.transport.websocket]\ntls = false\n",
-		      CONF_GENERAL);
-	/* every non-service key of [client] */
-	expect_change(CLI_BASE, CLI_WITH("heartbeat_timeout = 41\n", CLI_B), CONF_GENERAL);
-	expect_change(CLI_BASE, CLI_WITH("retry_interval = 2\n", CLI_B), CONF_GENERAL);
-	expect_change(CLI_BASE, CLI_BASE "[client.transport]\ntype = \"noise\"\n", CONF_GENERAL);
-	expect_change(CLI_BASE "[client.transport]\ntype = \"tcp\"\n[client.transport.tcp]\n"
-			       "proxy = \"socks5://p:1080\"\n",
-		      CLI_BASE "[client.transport]\ntype = \"tcp\"\n[client.transport.tcp]\n"
-			       "proxy = \"socks5://p:1081\"\n",
-		      CONF_GENERAL);
-	/* Q16: role-blind; a [server] change in a combined file is general,
-	 * even for a client instance, and wins over service changes */
-	expect_change(SRV_BASE CLI_BASE, SRV_WITH("heartbeat_interval = 5\n", SRV_B) CLI_BASE
-					 "[client.services.c]\nlocal_addr = \"x:3\"\n",
-		      CONF_GENERAL);
-}
-
-static void test_diff_services(void **state)
-{
-	(void)state;
-	struct conf *o, *n;
-	struct conf_diff d;
-	/* add c, delete b, change a's token */
-	assert_int_equal(diff_of(SRV_BASE,
-				 SERVER_MIN "default_token = \"t\"\n"
-					    "[server.services.a]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"new\"\n"
-					    "[server.services.c]\nbind_addr = \"0.0.0.0:3\"\n",
-				 &d, &o, &n),
-			 CONF_SERVICES);
-	assert_int_equal(d.n_server_deleted, 1);
-	assert_string_equal(d.server_deleted[0]->name, "b");
-	assert_ptr_equal(d.server_deleted[0], svc(o->server->services, o->server->n_services, "b"));
-	assert_int_equal(d.n_server_added, 2);
-	assert_string_equal(d.server_added[0]->name, "a");
-	assert_string_equal(d.server_added[0]->token, "new");
-	assert_ptr_equal(d.server_added[0], svc(n->server->services, n->server->n_services, "a"));
-	assert_string_equal(d.server_added[1]->name, "c");
-	assert_int_equal(d.n_client_added + d.n_client_deleted, 0);
-	conf_diff_free(&d);
-	assert_null(d.server_added);
-	conf_free(o);
-	conf_free(n);
-
-	/* client: every validated field counts */
-	static const char *const changes[] = {
-		"local_addr = \"127.0.0.1:9\"\n", CLI_B "type = \"udp\"\n", CLI_B "token = \"other\"\n",
-		CLI_B "nodelay = true\n", CLI_B "nodelay = false\n", CLI_B "retry_interval = 3\n",
-	};
-	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
-		char text[1024];
-		snprintf(text, sizeof(text), CLI_WITH("", "%s"), changes[i]);
-		assert_int_equal(diff_of(CLI_BASE, text, &d, &o, &n), CONF_SERVICES);
-		assert_int_equal(d.n_client_deleted, 0);
-		assert_int_equal(d.n_client_added, 1);
-		assert_string_equal(d.client_added[0]->name, "b");
-		conf_diff_free(&d);
-		conf_free(o);
-		conf_free(n);
-	}
-	/* both sections at once */
-	assert_int_equal(diff_of(SRV_BASE CLI_BASE,
-				 SRV_BASE "[server.services.z]\nbind_addr = \"0.0.0.0:26\"\n"
-					  CLI_WITH("", CLI_B "nodelay = true\n"),
-				 &d, &o, &n),
-			 CONF_SERVICES);
-	assert_int_equal(d.n_server_added, 1);
-	assert_string_equal(d.server_added[0]->name, "z");
-	assert_int_equal(d.n_client_added, 1);
-	assert_string_equal(d.client_added[0]->name, "b");
-	conf_diff_free(&d);
-	conf_free(o);
-	conf_free(n);
-	/* all services removed */
-	assert_int_equal(diff_of(CLI_BASE, CLIENT_MIN "default_token = \"t\"\n[client.services]\n", &d, &o,
-				 &n),
-			 CONF_SERVICES);
-	assert_int_equal(d.n_client_deleted, 2);
-	assert_int_equal(d.n_client_added, 0);
-	conf_diff_free(&d);
-	conf_free(o);
-	conf_free(n);
-	/* names with NUL are compared with their length */
-	assert_int_equal(diff_of(CLIENT_MIN "default_token = \"t\"\n[client.services.\"a\\u0000b\"]\n"
-					    "local_addr = \"x:1\"\n",
-				 CLIENT_MIN "default_token = \"t\"\n[client.services.\"a\\u0000c\"]\n"
-					    "local_addr = \"x:1\"\n",
-				 &d, &o, &n),
-			 CONF_SERVICES);
-	assert_int_equal(d.n_client_deleted, 1);
-	assert_int_equal(d.n_client_added, 1);
-	assert_memory_equal(d.client_added[0]->name, "a\0c", 3);
-	conf_diff_free(&d);
-	conf_free(o);
-	conf_free(n);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1249,13 +796,6 @@ static void test_examples_load(void **state)
 		enum conf_mode m = conf_pick_mode(c, MODE_AUTO, &me);
 		if (m == MODE_AUTO)
 			fail_msg("example %s: %s", names[i], me.msg);
-		/* examples are clean, except for key files that do not exist here */
-		struct warns w = { 0 };
-		conf_warnings(c, m, collect, &w);
-		for (size_t k = 0; k < w.n; k++)
-			if (!strstr(w.line[k], "cannot be read"))
-				fail_msg("example %s warns: %s", names[i], w.line[k]);
-		warns_free(&w);
 		conf_free(c);
 		free(names[i]);
 	}
@@ -1295,31 +835,6 @@ static void test_valid_fixtures(void **state)
 		struct conf *c = conf_load_file(path, &e);
 		if (!c)
 			fail_msg("valid fixture %s does not load: %s", names[i], e.msg);
-		/* "# warn: substring" lines name warnings that must appear */
-		char *text = read_whole(path, NULL);
-		assert_non_null(text);
-		struct warns w = { 0 };
-		conf_warnings(c, MODE_AUTO, collect, &w);
-		size_t expected = 0;
-		for (char *line = text; line && *line;) {
-			char *nl = strchr(line, '\n');
-			if (nl)
-				*nl = '\0';
-			if (!strncmp(line, "# warn: ", 8)) {
-				expected++;
-				if (warns_matching(&w, line + 8) != 1) {
-					dump_warns(&w);
-					fail_msg("%s: expected one warning containing \"%s\"", names[i], line + 8);
-				}
-			}
-			line = nl ? nl + 1 : NULL;
-		}
-		if (!strstr(text, "# warn: any") && w.n != expected) {
-			dump_warns(&w);
-			fail_msg("%s: %zu warnings, %zu expected", names[i], w.n, expected);
-		}
-		warns_free(&w);
-		free(text);
 		conf_free(c);
 		free(names[i]);
 	}
@@ -1372,7 +887,6 @@ static void test_load_file_errors(void **state)
 	assert_null(conf_load_file(dir, &e));
 	assert_non_null(strstr(e.msg, ": cannot read the configuration file: Is a directory"));
 	conf_free(NULL);
-	conf_diff_free(NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1531,19 +1045,9 @@ int main(void)
 		cmocka_unit_test(test_reject_token_missing),
 		cmocka_unit_test(test_validation_order),
 		cmocka_unit_test(test_syntax_error),
-		cmocka_unit_test(test_q14_accepted_with_warnings),
-		cmocka_unit_test(test_warn_files),
-		cmocka_unit_test(test_warn_noise_keys),
-		cmocka_unit_test(test_warn_proxy),
-		cmocka_unit_test(test_warn_addresses_and_intervals),
-		cmocka_unit_test(test_warn_mode_filter),
-		cmocka_unit_test(test_warn_cross_services),
 		cmocka_unit_test(test_service_names),
 		cmocka_unit_test(test_token_with_nul),
 		cmocka_unit_test(test_pick_mode),
-		cmocka_unit_test(test_diff_same),
-		cmocka_unit_test(test_diff_general),
-		cmocka_unit_test(test_diff_services),
 		cmocka_unit_test(test_url_parse),
 		cmocka_unit_test(test_examples_load),
 		cmocka_unit_test(test_valid_fixtures),
