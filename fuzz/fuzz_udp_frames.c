@@ -18,7 +18,7 @@
 #include <netinet/in.h>
 
 #include "base/err.h"
-#include "plane/udp.h"
+#include "codec/udp_frame.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 

@@ -4,7 +4,12 @@
  *
  * Frames on the data channel: hlen:u8 | SocketAddr + len:u16 (proto.h's
  * UDP header) | payload. The data channel is a byte stream: frames may be
- * split or merged anyhow by the transport.
+ * split or merged anyhow by the transport. codec/udp_frame.h reads them.
+ *
+ * The modules: udp_server.c and udp_client.c (the two roles, this API),
+ * udp_chan.c (what they share: the data channel, its output queue, drop
+ * accounting; internal header udp_chan.h), udp_sendq.c (batched sends),
+ * codec/udp_frame.c (the pure frame reader).
  *
  * Server side (udp_server_*): owns the service's bound UDP socket for the
  * whole session. Datagrams from visitors become frames on the attached
@@ -55,13 +60,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "base/dns.h"
 #include "base/loop.h"
-#include "codec/proto.h"
 #include "plane/relay.h"
-#include "base/sock.h"
 #include "xport/xport.h"
 
 struct udp_server;
@@ -79,7 +81,6 @@ enum {
 	UDP_RECV_MAX = 65535,         /* receive space per datagram: nothing is cut */
 	UDP_BATCH = 32,               /* datagrams read per socket per wake-up */
 	UDP_READ_BUDGET = 256 * 1024, /* data channel bytes read per wake-up */
-	UDP_FRAME_MAX = 1 + PROTO_UDP_HDR_MAX + 65535, /* the largest frame on the wire */
 };
 
 struct udp_stats {
@@ -98,10 +99,14 @@ struct udp_env {
 	struct relay_counters *counters;   /* optional; bytes[0] in, bytes[1] out */
 	void (*lost)(void *arg, int err);  /* the data channel ended */
 	void *arg;
-	/* client: idle timeout of a mapping in ms (0 = UDP_IDLE_MS). The
-	 * environment variable MOLERAT_TEST_UDP_IDLE_MS overrides it, for
-	 * tests only; it is not a user-facing setting. */
+	/* client: idle timeout of a mapping in ms (0 = UDP_IDLE_MS). Not a
+	 * user-facing setting: the process sets it from the test-only
+	 * environment variable MOLERAT_TEST_UDP_IDLE_MS. */
 	uint64_t idle_ms;
+	/* true: datagrams towards UDP sockets are sent one by one, not
+	 * coalesced with UDP GSO (udp_sendq.h); the process sets it from
+	 * MOLERAT_UDP_GSO=0. This module reads no environment variable. */
+	bool no_gso;
 	/* bounds, 0 = the defaults above (tests lower them) */
 	unsigned max_mappings;             /* client: UDP_MAX_MAPPINGS */
 	size_t max_queued_bytes;           /* UDP_MAX_QUEUED_BYTES */
@@ -139,49 +144,5 @@ void udp_client_stats(const struct udp_client *u, struct udp_stats *st);
 /* Closes every mapping and the channel; no callback runs after it. NULL
  * is a no-op. */
 void udp_client_free(struct udp_client *u);
-
-/* ---- the frame reader: pure (no I/O, no allocation), for both roles and
- * the fuzz target ---- */
-
-enum udp_parse_state {
-	UDP_PARSE_HLEN = 0,  /* waiting for the length byte */
-	UDP_PARSE_HDR,       /* gathering hlen header bytes */
-	UDP_PARSE_PAYLOAD,   /* gathering len payload bytes (len > 0 here) */
-	UDP_PARSE_FAILED,    /* a header did not decode: for good */
-};
-
-/* One decoded frame. payload points either into the input given to
- * udp_parser_feed (when the whole payload was in it) or into the parser;
- * it is valid until the next feed on the same parser and, in the first
- * case, while the input is. */
-struct udp_frame {
-	struct addr from;
-	const uint8_t *payload;
-	size_t len;
-};
-
-/* About 66 KiB: embed it in a heap object. */
-struct udp_parser {
-	enum udp_parse_state state;
-	int err;                      /* the decode error once FAILED */
-	uint8_t hlen;
-	uint16_t len;
-	size_t got;                   /* bytes gathered of the current part */
-	struct addr from;
-	uint8_t hdr[PROTO_UDP_HDR_MAX];
-	uint8_t buf[65535];           /* payload gathered across feeds */
-};
-
-/* Resets p to wait for a frame's first byte. */
-void udp_parser_init(struct udp_parser *p);
-/* Consumes bytes of in[0..len) until one frame completes or the input
- * ends; never reads past len. Returns the bytes consumed with *done set
- * when *f holds a complete frame (call again with the rest of the input),
- * or the decode error (MR_EPROTO_SHORT: hlen too small for the address;
- * MR_EPROTO_TAG: an address tag other than 0 or 1), after which every
- * call returns it again. A call with len > 0 consumes at least one byte
- * or completes a frame. */
-ssize_t udp_parser_feed(struct udp_parser *p, const uint8_t *in, size_t len, struct udp_frame *f,
-			bool *done);
 
 #endif
