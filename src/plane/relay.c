@@ -186,7 +186,7 @@ struct relay_side {
 };
 
 struct relay {
-	struct relay *next, *prev;   /* in set */
+	struct list_link link;       /* in set->relays */
 	struct relay_set *set;
 	struct loop *loop;
 	struct pipe_pool *pipes;
@@ -624,9 +624,7 @@ static void relay_end(struct relay *r, int err)
 	if (r->counters)
 		r->counters->relays_active--;
 	if (r->set) {
-		if (r->prev) r->prev->next = r->next; else r->set->head = r->next;
-		if (r->next) r->next->prev = r->prev;
-		r->set->count--;
+		list_remove(&r->set->relays, &r->link);
 		r->set = NULL;
 	}
 	if (r->done)
@@ -733,11 +731,7 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 	}
 	if (cfg->set) {
 		r->set = cfg->set;
-		r->next = cfg->set->head;
-		if (r->next)
-			r->next->prev = r;
-		cfg->set->head = r;
-		cfg->set->count++;
+		list_push_front(&cfg->set->relays, &r->link);
 	}
 	r->counters = relay_counters_ref(cfg->counters);
 	if (r->counters) {
@@ -766,8 +760,8 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 
 void relay_set_close_all(struct relay_set *set)
 {
-	while (set->head)
-		relay_end(set->head, MR_ECLOSED);
+	while (list_first(&set->relays))
+		relay_end(list_first_entry(&set->relays, struct relay, link), MR_ECLOSED);
 }
 
 enum relay_mode relay_mode_from_env(void)

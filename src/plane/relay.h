@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/list.h"
 #include "base/loop.h"
 #include "xport/xport.h"
 
@@ -63,8 +64,7 @@ enum relay_mode relay_mode_from_env(void);
  * (spec §9.3 lets them run across a reload; at exit they are closed).
  * Zero-initialise and embed it; relays link themselves in and out. */
 struct relay_set {
-	struct relay *head;
-	unsigned count;
+	struct list relays;   /* of struct relay, newest first; relays.n running */
 };
 /* Ends every relay in the set at once (both ends closed, done() called
  * with MR_ECLOSED). Their memory is freed by the loop's deferred queue. */

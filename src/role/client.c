@@ -11,6 +11,7 @@
 #include "role/chan.h"
 #include "xport/dial.h"
 #include "base/err.h"
+#include "base/list.h"
 #include "base/log.h"
 #include "codec/proto.h"
 #include "base/sock.h"
@@ -67,7 +68,7 @@ enum dc_state {
 
 /* One data channel until it is relaying (the relay owns it afterwards). */
 struct dchan {
-	struct dchan *next, *prev;
+	struct list_link link;    /* in client's dchans */
 	struct client *cl;
 	enum dc_state state;
 	char *label;              /* service name */
@@ -86,7 +87,7 @@ struct dchan {
 
 /* A UDP forwarder on one data channel (owned by the client). */
 struct cudp {
-	struct cudp *next, *prev;
+	struct list_link link;    /* in client's udps */
 	struct client *cl;
 	struct udp_client *u;
 	char *label;
@@ -94,14 +95,13 @@ struct cudp {
 
 struct client {
 	struct server_env env;
-	struct cudp *udp_head;
+	struct list udps;                /* of struct cudp, newest first */
 	char *remote_addr;
 	struct tcp_opts tcp;
 	uint64_t heartbeat_timeout_ms;
 	struct csvc **svcs;
 	size_t n_svcs;
-	struct dchan *dc_head;
-	unsigned n_dchans;
+	struct list dchans;        /* of struct dchan, newest first; n: open or opening */
 	uint64_t last_warn;        /* rate limit of the data-channel cap warning */
 };
 
@@ -113,9 +113,7 @@ static void dc_free(struct dchan *d)
 {
 	struct client *cl = d->cl;
 	struct loop *loop = cl->env.loop;
-	if (d->prev) d->prev->next = d->next; else cl->dc_head = d->next;
-	if (d->next) d->next->prev = d->prev;
-	cl->n_dchans--;
+	list_remove(&cl->dchans, &d->link);
 	if (d->dial)
 		dial_cancel(d->dial);
 	if (d->chan)
@@ -168,8 +166,7 @@ static void dc_on_local(void *arg, int fd, int err, const struct addr *peer)
 static void cudp_free(struct cudp *u)
 {
 	struct client *cl = u->cl;
-	if (u->prev) u->prev->next = u->next; else cl->udp_head = u->next;
-	if (u->next) u->next->prev = u->prev;
+	list_remove(&cl->udps, &u->link);
 	udp_client_free(u->u);
 	free(u->label);
 	free(u);
@@ -210,10 +207,7 @@ static void dc_start_udp(struct dchan *d, struct xport *x)
 		free(u);
 		return;
 	}
-	u->next = cl->udp_head;
-	if (cl->udp_head)
-		cl->udp_head->prev = u;
-	cl->udp_head = u;
+	list_push_front(&cl->udps, &u->link);
 	log_info("service %s: UDP forwarding to %s", d->label, d->local_addr);
 }
 
@@ -326,13 +320,13 @@ static void dc_dial(struct dchan *d)
 static void dc_start(struct csvc *s)
 {
 	struct client *cl = s->cl;
-	if (cl->n_dchans >= MAX_DATA_CHANNELS) {
+	if (cl->dchans.n >= MAX_DATA_CHANNELS) {
 		uint64_t now = loop_now(cl->env.loop);
 		if (cl->last_warn && now - cl->last_warn < 1000)
 			return;
 		cl->last_warn = now;
-		log_warn("service %s: %u data channels already open or opening; ignoring CreateDataChannel",
-			  s->name, cl->n_dchans);
+		log_warn("service %s: %zu data channels already open or opening; ignoring CreateDataChannel",
+			  s->name, cl->dchans.n);
 		return;
 	}
 	struct dchan *d = calloc(1, sizeof(*d));
@@ -349,11 +343,7 @@ static void dc_start(struct csvc *s)
 	loop_timer_init(&d->retry, dc_retry, d);
 	struct backoff_params bp = backoff_params_data_channel();
 	backoff_init(&d->bo, &bp, loop_now(cl->env.loop), NULL, NULL);
-	d->next = cl->dc_head;
-	if (cl->dc_head)
-		cl->dc_head->prev = d;
-	cl->dc_head = d;
-	cl->n_dchans++;
+	list_push_front(&cl->dchans, &d->link);
 	if (!d->label || !d->local_addr || !d->server) {
 		dc_free(d);
 		return;
@@ -643,10 +633,10 @@ void client_free(struct client *cl)
 		return;
 	for (size_t i = 0; i < cl->n_svcs; i++)
 		csvc_stop(cl->svcs[i]);
-	while (cl->dc_head)
-		dc_free(cl->dc_head);
-	while (cl->udp_head)
-		cudp_free(cl->udp_head);
+	while (list_first(&cl->dchans))
+		dc_free(list_first_entry(&cl->dchans, struct dchan, link));
+	while (list_first(&cl->udps))
+		cudp_free(list_first_entry(&cl->udps, struct cudp, link));
 	free(cl->svcs);
 	free(cl->remote_addr);
 	free(cl);

@@ -10,6 +10,7 @@
 #include "base/backoff.h"
 #include "role/chan.h"
 #include "base/err.h"
+#include "base/list.h"
 #include "base/log.h"
 #include "codec/proto.h"
 #include "base/sock.h"
@@ -46,7 +47,7 @@ struct svc {
 
 /* A visitor accepted on a service listener, waiting for a data channel. */
 struct visitor {
-	struct visitor *next, *prev;
+	struct list_link link;         /* in session's visitors */
 	struct session *sess;
 	int fd;
 	struct timer wait;
@@ -55,7 +56,7 @@ struct visitor {
 /* An authenticated data channel: waiting in the pool, or (paired or
  * udp_start set) on the draining list while its 4-byte command is written. */
 struct pooled {
-	struct pooled *next, *prev;
+	struct list_link link;         /* in session's pool or draining */
 	struct session *sess;
 	struct chan *chan;
 	struct visitor *paired;        /* set while StartForwardTcp drains */
@@ -85,11 +86,9 @@ struct session {
 	struct timer retry;
 	struct backoff bo;
 	uint64_t last_warn;
-	struct visitor *v_head, *v_tail;
-	unsigned n_visitors;
-	struct pooled *p_head, *p_tail;
-	unsigned n_pooled;
-	struct pooled *dr_head;        /* StartForwardTcp/Udp still being written */
+	struct list visitors;           /* of struct visitor, oldest first */
+	struct list pool;              /* of struct pooled, oldest first */
+	struct list draining;          /* of struct pooled: StartForwardTcp/Udp still being written */
 	struct udp_server *udp;        /* UDP services: owns the bound socket */
 	bool ending;
 };
@@ -102,7 +101,7 @@ enum hs_state {
 
 /* A connection on bind_addr before it is a control or data channel. */
 struct handshake {
-	struct handshake *next, *prev;
+	struct list_link link;         /* in server's handshakes */
 	struct server *srv;
 	struct chan *chan;
 	struct timer timeout;
@@ -122,8 +121,7 @@ struct server {
 	struct timer accept_retry;
 	struct backoff accept_bo;
 	uint64_t last_warn;
-	struct handshake *hs_head;
-	unsigned n_handshakes;
+	struct list handshakes;        /* of struct handshake, newest first */
 	unsigned max_handshakes;   /* MAX_HANDSHAKES; lower in tests */
 	bool hs_full;              /* accepting paused: max_handshakes in flight */
 	struct svc **svcs;
@@ -199,9 +197,9 @@ static void svc_free(struct svc *v, const char *why)
 	if (v->session)
 		session_end(v->session, why);
 	/* handshakes waiting for this service's Auth cannot finish */
-	struct handshake *h = v->srv->hs_head;
+	struct handshake *h = list_first_entry(&v->srv->handshakes, struct handshake, link);
 	while (h) {
-		struct handshake *next = h->next;
+		struct handshake *next = list_next_entry(h, struct handshake, link);
 		if (h->svc == v)
 			hs_free(h, true);
 		h = next;
@@ -257,10 +255,7 @@ static struct session *session_by_key(struct server *srv, const uint8_t key[PROT
 
 static void visitor_unlink(struct session *s, struct visitor *v)
 {
-	if (v->prev) v->prev->next = v->next; else s->v_head = v->next;
-	if (v->next) v->next->prev = v->prev; else s->v_tail = v->prev;
-	v->next = v->prev = NULL;
-	s->n_visitors--;
+	list_remove(&s->visitors, &v->link);
 	if (s->lst == LST_FULL && !s->ending) {
 		s->lst = LST_BOUND;
 		loop_io_set(s->srv->env.loop, &s->lw, LOOP_READ);
@@ -289,26 +284,17 @@ static void visitor_on_timeout(struct loop *loop, struct timer *t)
 
 static void pooled_unlink(struct session *s, struct pooled *p)
 {
-	if (p->prev) p->prev->next = p->next; else s->p_head = p->next;
-	if (p->next) p->next->prev = p->prev; else s->p_tail = p->prev;
-	p->next = p->prev = NULL;
-	s->n_pooled--;
+	list_remove(&s->pool, &p->link);
 }
 
 static void draining_add(struct session *s, struct pooled *p)
 {
-	p->prev = NULL;
-	p->next = s->dr_head;
-	if (s->dr_head)
-		s->dr_head->prev = p;
-	s->dr_head = p;
+	list_push_front(&s->draining, &p->link);
 }
 
 static void draining_remove(struct session *s, struct pooled *p)
 {
-	if (p->prev) p->prev->next = p->next; else s->dr_head = p->next;
-	if (p->next) p->next->prev = p->prev;
-	p->next = p->prev = NULL;
+	list_remove(&s->draining, &p->link);
 }
 
 static void pooled_on_error(struct chan *c, void *owner, int err)
@@ -331,11 +317,7 @@ static void pooled_on_error(struct chan *c, void *owner, int err)
 		/* StartForwardTcp could not be written: the visitor goes back to
 		 * the front, waits afresh, and one more channel is asked for
 		 * (§5.1) */
-		v->next = s->v_head;
-		v->prev = NULL;
-		if (s->v_head) s->v_head->prev = v; else s->v_tail = v;
-		s->v_head = v;
-		s->n_visitors++;
+		list_push_front(&s->visitors, &v->link);
 		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
 	}
 	session_request(s);
@@ -436,9 +418,9 @@ static void pooled_start(struct session *s, struct pooled *p)
 /* Pairs waiting visitors with pooled data channels, oldest first (§5.4). */
 static void session_pair(struct session *s)
 {
-	while (s->v_head && s->p_head && !s->ending) {
-		struct visitor *v = s->v_head;
-		struct pooled *p = s->p_head;
+	while (list_first(&s->visitors) && list_first(&s->pool) && !s->ending) {
+		struct visitor *v = list_first_entry(&s->visitors, struct visitor, link);
+		struct pooled *p = list_first_entry(&s->pool, struct pooled, link);
 		visitor_unlink(s, v);
 		pooled_unlink(s, p);
 		loop_timer_stop(s->srv->env.loop, &v->wait);
@@ -452,12 +434,13 @@ static void session_pair(struct session *s)
  * the spare that replaces a broken one without a reconnect. */
 static void session_udp_feed(struct session *s)
 {
-	if (!s->udp || s->ending || udp_server_attached(s->udp) || !s->p_head)
+	if (!s->udp || s->ending || udp_server_attached(s->udp) || !list_first(&s->pool))
 		return;
-	for (struct pooled *q = s->dr_head; q; q = q->next)
+	for (struct pooled *q = list_first_entry(&s->draining, struct pooled, link); q;
+	     q = list_next_entry(q, struct pooled, link))
 		if (q->udp_start)
 			return;   /* one is on its way */
-	struct pooled *p = s->p_head;
+	struct pooled *p = list_first_entry(&s->pool, struct pooled, link);
 	pooled_unlink(s, p);
 	p->udp_start = true;
 	pooled_start(s, p);
@@ -465,10 +448,10 @@ static void session_udp_feed(struct session *s)
 
 static void session_add_channel(struct session *s, struct chan *c)
 {
-	if (s->n_pooled >= MAX_POOLED_CHANNELS) {
+	if (s->pool.n >= MAX_POOLED_CHANNELS) {
 		if (warn_ok(s->srv->env.loop, &s->last_warn))
-			log_warn("service %s: %u data channels already pooled; closing a new one",
-				 svc_label(s->svc), s->n_pooled);
+			log_warn("service %s: %zu data channels already pooled; closing a new one",
+				 svc_label(s->svc), s->pool.n);
 		chan_close(c);
 		return;
 	}
@@ -481,10 +464,7 @@ static void session_add_channel(struct session *s, struct chan *c)
 	p->chan = c;
 	chan_set_owner(c, &pooled_cbs, p);
 	chan_expect(c, 0);
-	p->prev = s->p_tail;
-	if (s->p_tail) s->p_tail->next = p; else s->p_head = p;
-	s->p_tail = p;
-	s->n_pooled++;
+	list_push_back(&s->pool, &p->link);
 	if (s->svc->type == SVC_UDP)
 		session_udp_feed(s);
 	else
@@ -510,12 +490,12 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 {
 	struct session *s = w->data;
 	for (int i = 0; i < ACCEPT_BATCH && !s->ending; i++) {
-		if (s->n_visitors >= MAX_VISITORS_WAITING) {
+		if (s->visitors.n >= MAX_VISITORS_WAITING) {
 			/* backpressure, as rathole's bounded queue: newcomers wait
 			 * in the listen backlog */
 			if (warn_ok(loop, &s->last_warn))
-				log_warn("service %s: %u visitors already wait for a data channel; accepting no more until they are served",
-					 svc_label(s->svc), s->n_visitors);
+				log_warn("service %s: %zu visitors already wait for a data channel; accepting no more until they are served",
+					 svc_label(s->svc), s->visitors.n);
 			s->lst = LST_FULL;
 			loop_io_set(loop, w, 0);
 			return;
@@ -538,10 +518,7 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 		v->fd = fd;
 		loop_timer_init(&v->wait, visitor_on_timeout, v);
 		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
-		v->prev = s->v_tail;
-		if (s->v_tail) s->v_tail->next = v; else s->v_head = v;
-		s->v_tail = v;
-		s->n_visitors++;
+		list_push_back(&s->visitors, &v->link);
 		if (log_enabled(LOGL_DEBUG)) {
 			char buf[ADDR_STRLEN];
 			log_debug("service %s: visitor %s", svc_label(s->svc), addr_str(&peer, buf, sizeof(buf)));
@@ -676,19 +653,19 @@ static void session_end(struct session *s, const char *why)
 	if (s->udp)
 		udp_server_free(s->udp);
 	s->udp = NULL;
-	while (s->v_head) {
-		struct visitor *v = s->v_head;
+	while (list_first(&s->visitors)) {
+		struct visitor *v = list_first_entry(&s->visitors, struct visitor, link);
 		visitor_unlink(s, v);
 		visitor_free(loop, v);
 	}
-	while (s->p_head) {
-		struct pooled *p = s->p_head;
+	while (list_first(&s->pool)) {
+		struct pooled *p = list_first_entry(&s->pool, struct pooled, link);
 		pooled_unlink(s, p);
 		chan_close(p->chan);
 		free(p);
 	}
-	while (s->dr_head) {
-		struct pooled *p = s->dr_head;
+	while (list_first(&s->draining)) {
+		struct pooled *p = list_first_entry(&s->draining, struct pooled, link);
 		draining_remove(s, p);
 		if (p->paired)
 			visitor_free(loop, p->paired);
@@ -766,13 +743,11 @@ static void hs_free(struct handshake *h, bool close_chan)
 {
 	struct server *srv = h->srv;
 	loop_timer_stop(srv->env.loop, &h->timeout);
-	if (h->prev) h->prev->next = h->next; else srv->hs_head = h->next;
-	if (h->next) h->next->prev = h->prev;
-	srv->n_handshakes--;
+	list_remove(&srv->handshakes, &h->link);
 	if (close_chan && h->chan)
 		chan_close(h->chan);
 	free(h);
-	if (srv->hs_full && srv->n_handshakes < srv->max_handshakes && loop_io_active(&srv->lw)) {
+	if (srv->hs_full && srv->handshakes.n < srv->max_handshakes && loop_io_active(&srv->lw)) {
 		/* a slot is free: the connections that waited in the listen
 		 * backlog meanwhile are accepted now */
 		srv->hs_full = false;
@@ -910,13 +885,13 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 {
 	struct server *srv = w->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		if (srv->n_handshakes >= srv->max_handshakes) {
+		if (srv->handshakes.n >= srv->max_handshakes) {
 			/* backpressure, not refusal (Q30: a burst of visitors
 			 * still gets its data channels): newcomers wait in the
 			 * listen backlog until a handshake ends (hs_free) */
 			if (warn_ok(loop, &srv->last_warn))
-				log_warn("%u handshakes in progress on %s; accepting more once some finish",
-					 srv->n_handshakes, srv->bind_addr);
+				log_warn("%zu handshakes in progress on %s; accepting more once some finish",
+					 srv->handshakes.n, srv->bind_addr);
 			srv->hs_full = true;
 			loop_io_set(loop, w, 0);
 			return;
@@ -946,11 +921,7 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 		}
 		loop_timer_init(&h->timeout, hs_on_timeout, h);
 		loop_timer_start(loop, &h->timeout, HANDSHAKE_MS);
-		h->next = srv->hs_head;
-		if (srv->hs_head)
-			srv->hs_head->prev = h;
-		srv->hs_head = h;
-		srv->n_handshakes++;
+		list_push_front(&srv->handshakes, &h->link);
 		log_debug("connection from %s", pbuf);
 	}
 }
@@ -1078,8 +1049,8 @@ void server_free(struct server *srv)
 		close(fd);
 	}
 	loop_timer_stop(loop, &srv->accept_retry);
-	while (srv->hs_head)
-		hs_free(srv->hs_head, true);
+	while (list_first(&srv->handshakes))
+		hs_free(list_first_entry(&srv->handshakes, struct handshake, link), true);
 	for (size_t i = 0; i < srv->n_svcs; i++)
 		svc_free(srv->svcs[i], "server stopping");
 	free(srv->svcs);
