@@ -76,12 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	size_t n = 0;
-	conf_check_warnings(c, MODE_AUTO, sink, &n);
-	conf_check_warnings(c, MODE_SERVER, sink, &n);
-	conf_check_warnings(c, MODE_CLIENT, sink, &n);
-	conf_pick_mode(c, MODE_AUTO, &err);
-	conf_pick_mode(c, MODE_SERVER, &err);
-	conf_pick_mode(c, MODE_CLIENT, &err);
+	conf_check_warnings(c, CONF_MODE_AUTO, sink, &n);
+	conf_check_warnings(c, CONF_MODE_SERVER, sink, &n);
+	conf_check_warnings(c, CONF_MODE_CLIENT, sink, &n);
+	conf_pick_mode(c, CONF_MODE_AUTO, &err);
+	conf_pick_mode(c, CONF_MODE_SERVER, &err);
+	conf_pick_mode(c, CONF_MODE_CLIENT, &err);
 
 	struct conf_diff d;
 	if (conf_diff(c, c, &d) == 0) {

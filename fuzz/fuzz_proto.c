@@ -25,7 +25,7 @@ static void fuzz_hello(const uint8_t *in, size_t len)
 		return;
 	}
 	CHECK(len >= PROTO_HELLO_LEN);
-	CHECK(kind == HELLO_CONTROL || kind == HELLO_DATA);
+	CHECK(kind == PROTO_HELLO_CONTROL || kind == PROTO_HELLO_DATA);
 	proto_encode_hello(out, kind, d);
 	CHECK(memcmp(out, in, PROTO_HELLO_LEN) == 0);
 }
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = proto_decode_ack(in, len, &a);
 		if (r == 0)
 			v = (uint32_t)a;
-		check_tag(in, len, r, v, ACK_AUTH_FAILED);
+		check_tag(in, len, r, v, PROTO_ACK_AUTH_FAILED);
 		break;
 	}
 	case 2: {
@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = proto_decode_ctrl_cmd(in, len, &c);
 		if (r == 0)
 			v = (uint32_t)c;
-		check_tag(in, len, r, v, CMD_HEARTBEAT);
+		check_tag(in, len, r, v, PROTO_CMD_HEARTBEAT);
 		break;
 	}
 	case 3: {
@@ -118,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = proto_decode_data_cmd(in, len, &c);
 		if (r == 0)
 			v = (uint32_t)c;
-		check_tag(in, len, r, v, DATA_START_UDP);
+		check_tag(in, len, r, v, PROTO_DATA_START_UDP);
 		break;
 	}
 	case 4:

@@ -40,15 +40,15 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
 {
 	memset(o, 0, sizeof(*o));
 	o->cmd = CLI_RUN;
-	o->mode = MODE_AUTO;
+	o->mode = CONF_MODE_AUTO;
 	bool genkey = false, check = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-s") || !strcmp(a, "--server") || !strcmp(a, "-c") || !strcmp(a, "--client")) {
-			enum conf_mode m = (a[1] == 's' || !strcmp(a, "--server")) ? MODE_SERVER : MODE_CLIENT;
-			if (o->mode != MODE_AUTO && o->mode != m) {
+			enum conf_mode m = (a[1] == 's' || !strcmp(a, "--server")) ? CONF_MODE_SERVER : CONF_MODE_CLIENT;
+			if (o->mode != CONF_MODE_AUTO && o->mode != m) {
 				fprintf(err, "molerat: --server and --client cannot be used together\n");
-				return EXIT_USAGE;
+				return CLI_EXIT_USAGE;
 			}
 			o->mode = m;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -72,25 +72,25 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
 			check = true;
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(err, "molerat: unknown option '%s'; see molerat --help\n", a);
-			return EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		} else if (!o->config) {
 			o->config = a;
 		} else {
 			fprintf(err, "molerat: unexpected argument '%s'; see molerat --help\n", a);
-			return EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (genkey) {
 		if (o->config || check) {
 			fprintf(err, "molerat: --genkey cannot be combined with a config file\n");
-			return EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 		o->cmd = CLI_GENKEY;
 		return 0;
 	}
 	if (!o->config) {
 		fprintf(err, "molerat: a config file is required; usage: molerat [--server|--client] CONFIG (see --help)\n");
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	o->cmd = check ? CLI_CHECK : CLI_RUN;
 	return 0;

@@ -18,19 +18,19 @@ enum cli_cmd {
 
 struct cli_opts {
 	enum cli_cmd cmd;
-	enum conf_mode mode;     /* MODE_AUTO unless --server / --client */
+	enum conf_mode mode;     /* CONF_MODE_AUTO unless --server / --client */
 	const char *config;      /* borrowed from argv */
 	const char *curve;       /* --genkey value or NULL */
 };
 
 /* Exit codes, as documented in --help and the README. */
 enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,    /* invalid config, instance start failure, --genkey failure */
-	EXIT_USAGE = 2,   /* bad command line */
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAIL = 1,    /* invalid config, instance start failure, --genkey failure */
+	CLI_EXIT_USAGE = 2,   /* bad command line */
 };
 
-/* Parses argv. Returns 0, or EXIT_USAGE after writing one line to err. */
+/* Parses argv. Returns 0, or CLI_EXIT_USAGE after writing one line to err. */
 int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err);
 void cli_usage(FILE *out);
 

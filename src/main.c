@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "envvars.h"
 #include "role/client.h"
 #include "role/conf_check.h"
+#include "role/runtime.h"
 #include "codec/conf.h"
 #include "base/dns.h"
 #include "base/err.h"
@@ -29,7 +31,7 @@ struct instance {
 static void on_fatal(void *arg, int err)
 {
 	struct instance *in = arg;
-	in->exit_code = EXIT_FAIL;
+	in->exit_code = CLI_EXIT_FAIL;
 	loop_stop(in->loop);
 }
 
@@ -70,32 +72,32 @@ static int cmd_check(const struct cli_opts *o)
 	struct conf *c = conf_load_file(o->config, &err);
 	if (!c) {
 		fprintf(stderr, "%s\n", err.msg);
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
-	int rc = EXIT_OK;
-	bool show_server = c->server && o->mode != MODE_CLIENT;
-	bool show_client = c->client && o->mode != MODE_SERVER;
-	if ((o->mode == MODE_SERVER && !c->server) || (o->mode == MODE_CLIENT && !c->client)) {
+	int rc = CLI_EXIT_OK;
+	bool show_server = c->server && o->mode != CONF_MODE_CLIENT;
+	bool show_client = c->client && o->mode != CONF_MODE_SERVER;
+	if ((o->mode == CONF_MODE_SERVER && !c->server) || (o->mode == CONF_MODE_CLIENT && !c->client)) {
 		conf_pick_mode(c, o->mode, &err);
 		fprintf(stderr, "%s\n", err.msg);
-		rc = EXIT_FAIL;
+		rc = CLI_EXIT_FAIL;
 	}
-	if (conf_check_unsupported(c, show_server && show_client ? MODE_AUTO : show_server ? MODE_SERVER : MODE_CLIENT,
+	if (conf_check_unsupported(c, show_server && show_client ? CONF_MODE_AUTO : show_server ? CONF_MODE_SERVER : CONF_MODE_CLIENT,
 				   print_error, NULL)) {
 		conf_free(c);
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 	if (show_server) {
 		printf("%s: valid; server on %s, transport %s\n", o->config, c->server->bind_addr,
 		       conf_xport_type_name(c->server->transport.type));
 		print_services("server", c->server->services, c->server->n_services, true);
-		conf_check_warnings(c, MODE_SERVER, print_warning, (void *)o->config);
+		conf_check_warnings(c, CONF_MODE_SERVER, print_warning, (void *)o->config);
 	}
 	if (show_client) {
 		printf("%s: valid; client of %s, transport %s\n", o->config, c->client->remote_addr,
 		       conf_xport_type_name(c->client->transport.type));
 		print_services("client", c->client->services, c->client->n_services, false);
-		conf_check_warnings(c, MODE_CLIENT, print_warning, (void *)o->config);
+		conf_check_warnings(c, CONF_MODE_CLIENT, print_warning, (void *)o->config);
 	}
 	conf_free(c);
 	return rc;
@@ -106,17 +108,17 @@ static int cmd_genkey(const struct cli_opts *o)
 	const char *curve = o->curve ? o->curve : "x25519";
 	if (!keygen_curve_known(curve)) {
 		fprintf(stderr, "molerat: --genkey: unknown curve '%s'; use x25519\n", curve);
-		return EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	}
 	if (!keygen_curve_supported(curve)) {
 		fprintf(stderr, "molerat: --genkey: curve %s is not supported by the Noise transport; use x25519\n", curve);
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 	if (keygen_print_pair(stdout) < 0) {
 		fprintf(stderr, "molerat: --genkey: cannot make a key pair\n");
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
-	return EXIT_OK;
+	return CLI_EXIT_OK;
 }
 
 static void log_conf_warning(void *arg, const char *line)
@@ -128,23 +130,25 @@ static int cmd_run(const struct cli_opts *o)
 {
 	long nofile = sock_raise_nofile();
 	log_init_from_env();
+	struct envvars ev;
+	envvars_read(&ev);   /* the environment, read once here and passed down */
 	signal(SIGPIPE, SIG_IGN);
 
 	struct conf_error err;
 	struct conf *c = conf_load_file(o->config, &err);
 	if (!c) {
 		fprintf(stderr, "molerat: invalid configuration: %s\n", err.msg);
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 	enum conf_mode mode = conf_pick_mode(c, o->mode, &err);
-	if (mode == MODE_AUTO) {
+	if (mode == CONF_MODE_AUTO) {
 		fprintf(stderr, "molerat: %s\n", err.msg);
 		conf_free(c);
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 	if (conf_check_unsupported(c, mode, print_error, NULL)) {
 		conf_free(c);
-		return EXIT_FAIL;
+		return CLI_EXIT_FAIL;
 	}
 	conf_check_warnings(c, mode, log_conf_warning, (void *)o->config);
 	log_debug("file descriptor limit: %ld", nofile);
@@ -164,29 +168,32 @@ static int cmd_run(const struct cli_opts *o)
 	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	if (r == 0)
 		r = loop_signals(in.loop, sigs, 3, on_signal, &in);
-	struct server_env env = {
+	struct runtime rt = {
 		.loop = in.loop,
 		.dns = dns,
 		.pipes = pipes,
 		.relays = &relays,
-		.relay_mode = relay_mode_from_env(),
+		.relay_mode = ev.relay_mode,
+		.udp_no_gso = ev.udp_no_gso,
+		.max_handshakes = ev.max_handshakes,
+		.udp_idle_ms = ev.udp_idle_ms,
 		.fatal = on_fatal,
 		.arg = &in,
 	};
 	if (r == 0) {
-		if (mode == MODE_SERVER)
-			r = server_new(&env, c->server, &in.server);
+		if (mode == CONF_MODE_SERVER)
+			r = server_new(&rt, c->server, &in.server);
 		else
-			r = client_new(&env, c->client, &in.client);
+			r = client_new(&rt, c->client, &in.client);
 	}
 	if (r < 0) {
-		log_error("cannot start the %s: %s", mode == MODE_SERVER ? "server" : "client", mr_strerror(r));
-		in.exit_code = EXIT_FAIL;
+		log_error("cannot start the %s: %s", mode == CONF_MODE_SERVER ? "server" : "client", mr_strerror(r));
+		in.exit_code = CLI_EXIT_FAIL;
 	} else {
 		r = loop_run(in.loop);
 		if (r < 0) {
 			log_error("event loop failed: %s", mr_strerror(r));
-			in.exit_code = EXIT_FAIL;
+			in.exit_code = CLI_EXIT_FAIL;
 		}
 	}
 	server_free(in.server);
@@ -208,13 +215,13 @@ int main(int argc, char **argv)
 	switch (o.cmd) {
 	case CLI_HELP:
 		cli_usage(stdout);
-		return EXIT_OK;
+		return CLI_EXIT_OK;
 	case CLI_VERSION:
 		puts("molerat " MOLERAT_VERSION);
-		return EXIT_OK;
+		return CLI_EXIT_OK;
 	case CLI_VERSION_LONG:
 		puts("molerat " MOLERAT_VERSION "\nrathole-compatible: protocol 1 (rathole 0.5)\ntransports: tcp\n");
-		return EXIT_OK;
+		return CLI_EXIT_OK;
 	case CLI_GENKEY:
 		return cmd_genkey(&o);
 	case CLI_CHECK:

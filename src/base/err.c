@@ -20,6 +20,7 @@ const char *mr_strerror(int err)
 	case MR_ECRYPTO: return "cryptographic operation failed";
 	case MR_EEOF: return "connection closed by peer";
 	case MR_ECLOSED: return "connection closed";
+	case MR_EUNSUPPORTED: return "not supported by this build";
 	default: break;
 	}
 	if (err < 0 && err > -4096)

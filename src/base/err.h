@@ -24,6 +24,7 @@ enum mr_err {
 	MR_ECRYPTO = -10013,         /* a cryptographic operation failed */
 	MR_EEOF = -10014,            /* the peer closed before the message was complete */
 	MR_ECLOSED = -10015,         /* the connection was closed by us (shutdown, replacement) */
+	MR_EUNSUPPORTED = -10016,    /* a setting this build cannot honour yet (a transport) */
 };
 
 const char *mr_strerror(int err);

@@ -94,7 +94,9 @@ void log_init_from_env(void)
 		log_warn("%s=\"%s\": only level names (error, warn, info, debug, trace, off) and TARGET=LEVEL are understood; the rest is ignored", name, v);
 }
 
-void log_write(enum log_level level, const char *fmt, ...)
+static void log_vwrite(enum log_level level, const char *suffix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void log_vwrite(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
 	static const char *const tags[] = { "OFF", "ERROR", " WARN", " INFO", "DEBUG", "TRACE" };
 	char line[2048];
@@ -105,13 +107,49 @@ void log_write(enum log_level level, const char *fmt, ...)
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ %s ",
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			 tm.tm_sec, ts.tv_nsec / 1000, tags[level]);
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	size_t total = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (total > sizeof(line) - 2)
 		total = sizeof(line) - 2;
+	if (suffix) {
+		size_t sl = strlen(suffix);
+		if (sl > sizeof(line) - 2 - total)
+			sl = sizeof(line) - 2 - total;
+		memcpy(line + total, suffix, sl);
+		total += sl;
+	}
 	line[total++] = '\n';
 	fwrite(line, 1, total, stderr);
+}
+
+void log_write(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void log_limited(struct log_limit *l, uint64_t now_ms, enum log_level level, const char *fmt, ...)
+{
+	if (!log_enabled(level))
+		return;
+	if (l->last_ms && now_ms - l->last_ms < LOG_LIMIT_MS) {
+		if (l->suppressed++ == 0)
+			l->first_dropped_ms = now_ms;
+		return;
+	}
+	char suffix[96] = "";
+	if (l->suppressed) {
+		uint64_t span = now_ms - l->first_dropped_ms;
+		snprintf(suffix, sizeof(suffix), " (%llu more like this suppressed in %llu.%llu s)",
+			 (unsigned long long)l->suppressed, (unsigned long long)(span / 1000),
+			 (unsigned long long)(span % 1000 / 100));
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	log_vwrite(level, suffix[0] ? suffix : NULL, fmt, ap);
+	va_end(ap);
+	l->last_ms = now_ms ? now_ms : 1;
+	l->suppressed = 0;
 }

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level {
 	LOGL_OFF = 0,
@@ -37,6 +38,21 @@ static inline bool log_enabled(enum log_level level)
 
 void log_write(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* A rate limit for one kind of repeated line (a flood of bad handshakes,
+ * accept failing with EMFILE, ...): at most one line per LOG_LIMIT_MS; the
+ * first line after a quiet spell says how many lines of the kind were
+ * suppressed since the last one written, e.g. "... (312 more like this
+ * suppressed in 4.0 s)". The caller owns the struct (zeroed: nothing
+ * written yet), one per kind of line, and passes the loop's clock. */
+struct log_limit {
+	uint64_t last_ms;          /* when the last line was written; 0 = never */
+	uint64_t suppressed;       /* lines dropped since */
+	uint64_t first_dropped_ms; /* when the first of them was dropped */
+};
+enum { LOG_LIMIT_MS = 1000 };
+void log_limited(struct log_limit *l, uint64_t now_ms, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 #define log_error(...) do { if (log_enabled(LOGL_ERROR)) log_write(LOGL_ERROR, __VA_ARGS__); } while (0)
 #define log_warn(...)  do { if (log_enabled(LOGL_WARN))  log_write(LOGL_WARN,  __VA_ARGS__); } while (0)

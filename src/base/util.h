@@ -9,11 +9,6 @@
  * out-of-memory. The caller frees it. */
 char *mr_strndup(const char *s, size_t n);
 
-/* A test-only knob from the environment: name's value when it is a decimal
- * number in 1..max, else def (a malformed value is logged and ignored).
- * Documented as test-only; never a user-facing setting. */
-uint64_t mr_test_env_u64(const char *name, uint64_t def, uint64_t max);
-
 /* Seconds from the config to milliseconds, saturating (u64 config values
  * go up to INT64_MAX). */
 static inline uint64_t secs_to_ms(uint64_t secs)

@@ -116,7 +116,7 @@ static const struct tdef ws_def = {
 
 static const struct row transport_rows[] = {
 	{ .key = "type", .type = R_ENUM, .flags = RF_REQUIRED, .reload = G,
-	  .off = F(conf_transport, type), .names = xport_type_names, .def = XPORT_TCP,
+	  .off = F(conf_transport, type), .names = xport_type_names, .def = CONF_XPORT_TCP,
 	  .def_doc = "\"tcp\" when the table is absent", .example = "\"tcp\"" },
 	{ .key = "tcp", .type = R_TABLE, .reload = G, .off = F(conf_transport, tcp), .sub = &tcp_def },
 	{ .key = "tls", .type = R_TABLE, .reload = G, .off = F(conf_transport, tls), .sub = &tls_def },
@@ -132,7 +132,7 @@ static const struct tdef transport_def = {
 
 static const struct row server_svc_rows[] = {
 	{ .key = "type", .type = R_ENUM, .reload = H, .off = F(conf_service, type),
-	  .names = svc_type_names, .def = SVC_TCP, .example = "\"tcp\"" },
+	  .names = svc_type_names, .def = CONF_SVC_TCP, .example = "\"tcp\"" },
 	{ .key = "bind_addr", .type = R_STRING, .flags = RF_REQUIRED, .reload = H,
 	  .off = F(conf_service, bind_addr), .example = "\"0.0.0.0:8080\"" },
 	{ .key = "token", .type = R_STRING, .flags = RF_LEN | RF_SECRET, .reload = H,
@@ -148,7 +148,7 @@ const struct tdef conf_server_svc_def = {
 
 static const struct row client_svc_rows[] = {
 	{ .key = "type", .type = R_ENUM, .reload = H, .off = F(conf_service, type),
-	  .names = svc_type_names, .def = SVC_TCP, .example = "\"tcp\"" },
+	  .names = svc_type_names, .def = CONF_SVC_TCP, .example = "\"tcp\"" },
 	{ .key = "local_addr", .type = R_STRING, .flags = RF_REQUIRED, .reload = H,
 	  .off = F(conf_service, local_addr), .example = "\"127.0.0.1:22\"" },
 	{ .key = "token", .type = R_STRING, .flags = RF_LEN | RF_SECRET, .reload = H,
@@ -873,7 +873,7 @@ static int validate_transport(struct walk *w, const struct toml_node *root, cons
 					 "unknown proxy scheme %s; use socks5://host:port or http://host:port", q);
 		}
 	}
-	if (t->type != XPORT_TLS)
+	if (t->type != CONF_XPORT_TLS)
 		return 0;
 	const char *tkeys[] = { sec, "transport", "type" };
 	const struct toml_kv *tkv = tree_kv(root, tkeys, 3);
@@ -1038,33 +1038,33 @@ enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct 
 {
 	const char *f = c->path ? c->path : "(config)";
 	switch (flag) {
-	case MODE_SERVER:
+	case CONF_MODE_SERVER:
 		if (c->server)
-			return MODE_SERVER;
+			return CONF_MODE_SERVER;
 		snprintf(err->msg, sizeof(err->msg),
 			 "%s: --server was given but there is no [server] section; add one or use --client", f);
-		return MODE_AUTO;
-	case MODE_CLIENT:
+		return CONF_MODE_AUTO;
+	case CONF_MODE_CLIENT:
 		if (c->client)
-			return MODE_CLIENT;
+			return CONF_MODE_CLIENT;
 		snprintf(err->msg, sizeof(err->msg),
 			 "%s: --client was given but there is no [client] section; add one or use --server", f);
-		return MODE_AUTO;
-	case MODE_AUTO:
+		return CONF_MODE_AUTO;
+	case CONF_MODE_AUTO:
 	default:
 		if (c->server && c->client) {
 			snprintf(err->msg, sizeof(err->msg),
 				 "%s: both [server] and [client] are defined; pass --server or --client to "
 				 "choose", f);
-			return MODE_AUTO;
+			return CONF_MODE_AUTO;
 		}
 		if (c->server)
-			return MODE_SERVER;
+			return CONF_MODE_SERVER;
 		if (c->client)
-			return MODE_CLIENT;
+			return CONF_MODE_CLIENT;
 		snprintf(err->msg, sizeof(err->msg), "%s: neither [server] nor [client] is defined; add one",
 			 f);
-		return MODE_AUTO;
+		return CONF_MODE_AUTO;
 	}
 }
 

@@ -25,9 +25,9 @@
 
 #include "codec/conf_url.h"
 
-enum conf_svc_type { SVC_TCP = 0, SVC_UDP };
-enum conf_xport_type { XPORT_TCP = 0, XPORT_TLS, XPORT_NOISE, XPORT_WEBSOCKET };
-enum conf_mode { MODE_AUTO = 0, MODE_SERVER, MODE_CLIENT };
+enum conf_svc_type { CONF_SVC_TCP = 0, CONF_SVC_UDP };
+enum conf_xport_type { CONF_XPORT_TCP = 0, CONF_XPORT_TLS, CONF_XPORT_NOISE, CONF_XPORT_WEBSOCKET };
+enum conf_mode { CONF_MODE_AUTO = 0, CONF_MODE_SERVER, CONF_MODE_CLIENT };
 
 struct conf_tcp {
 	bool nodelay;                 /* default true */
@@ -59,7 +59,7 @@ struct conf_websocket {
 };
 
 struct conf_transport {
-	enum conf_xport_type type;    /* XPORT_TCP when the table is absent */
+	enum conf_xport_type type;    /* CONF_XPORT_TCP when the table is absent */
 	struct conf_tcp tcp;
 	struct conf_tls tls;
 	struct conf_noise noise;
@@ -127,8 +127,8 @@ struct conf *conf_load_buffer(const char *path, const char *text, size_t len, st
  * local_private_key). NULL-safe. */
 void conf_free(struct conf *c);
 
-/* Run mode from flags and file (spec §8.8). Returns MODE_SERVER or
- * MODE_CLIENT, or MODE_AUTO with *err filled when it cannot be decided
+/* Run mode from flags and file (spec §8.8). Returns CONF_MODE_SERVER or
+ * CONF_MODE_CLIENT, or CONF_MODE_AUTO with *err filled when it cannot be decided
  * (both sections and no flag; the chosen section missing). */
 enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct conf_error *err);
 

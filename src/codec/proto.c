@@ -73,7 +73,7 @@ int proto_decode_hello(const uint8_t *in, size_t len, enum proto_hello_kind *kin
 	if (len < PROTO_HELLO_LEN)
 		return MR_EPROTO_SHORT;
 	uint32_t tag = get_u32le(in);
-	if (tag > HELLO_DATA)
+	if (tag > PROTO_HELLO_DATA)
 		return MR_EPROTO_TAG;
 	if (in[HELLO_OFF_VERSION] != PROTO_VERSION)
 		return MR_EPROTO_VERSION;
@@ -102,7 +102,7 @@ static int decode_tag(const uint8_t *in, size_t len, uint32_t max, uint32_t *out
 int proto_decode_ack(const uint8_t *in, size_t len, enum proto_ack *out)
 {
 	uint32_t tag;
-	int r = decode_tag(in, len, ACK_AUTH_FAILED, &tag);
+	int r = decode_tag(in, len, PROTO_ACK_AUTH_FAILED, &tag);
 	if (r == 0)
 		*out = (enum proto_ack)tag;
 	return r;
@@ -111,7 +111,7 @@ int proto_decode_ack(const uint8_t *in, size_t len, enum proto_ack *out)
 int proto_decode_ctrl_cmd(const uint8_t *in, size_t len, enum proto_ctrl_cmd *out)
 {
 	uint32_t tag;
-	int r = decode_tag(in, len, CMD_HEARTBEAT, &tag);
+	int r = decode_tag(in, len, PROTO_CMD_HEARTBEAT, &tag);
 	if (r == 0)
 		*out = (enum proto_ctrl_cmd)tag;
 	return r;
@@ -120,7 +120,7 @@ int proto_decode_ctrl_cmd(const uint8_t *in, size_t len, enum proto_ctrl_cmd *ou
 int proto_decode_data_cmd(const uint8_t *in, size_t len, enum proto_data_cmd *out)
 {
 	uint32_t tag;
-	int r = decode_tag(in, len, DATA_START_UDP, &tag);
+	int r = decode_tag(in, len, PROTO_DATA_START_UDP, &tag);
 	if (r == 0)
 		*out = (enum proto_data_cmd)tag;
 	return r;

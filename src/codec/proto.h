@@ -25,10 +25,10 @@ enum {
 	PROTO_UDP_POOL_SIZE = 2,
 };
 
-enum proto_hello_kind { HELLO_CONTROL = 0, HELLO_DATA = 1 };
-enum proto_ack { ACK_OK = 0, ACK_SERVICE_NOT_EXIST = 1, ACK_AUTH_FAILED = 2 };
-enum proto_ctrl_cmd { CMD_CREATE_DATA_CHANNEL = 0, CMD_HEARTBEAT = 1 };
-enum proto_data_cmd { DATA_START_TCP = 0, DATA_START_UDP = 1 };
+enum proto_hello_kind { PROTO_HELLO_CONTROL = 0, PROTO_HELLO_DATA = 1 };
+enum proto_ack { PROTO_ACK_OK = 0, PROTO_ACK_SERVICE_NOT_EXIST = 1, PROTO_ACK_AUTH_FAILED = 2 };
+enum proto_ctrl_cmd { PROTO_CMD_CREATE_DATA_CHANNEL = 0, PROTO_CMD_HEARTBEAT = 1 };
+enum proto_data_cmd { PROTO_DATA_START_TCP = 0, PROTO_DATA_START_UDP = 1 };
 
 /* Hello: kind, version 1, 32-byte digest. */
 void proto_encode_hello(uint8_t out[PROTO_HELLO_LEN], enum proto_hello_kind kind,

@@ -1040,15 +1040,25 @@ static bool check_depth(struct parser *p, unsigned depth, size_t off)
 	return false;
 }
 
+/* Opens an array or inline table at its '[' or '{' (at *off, consumed):
+ * the new node, or NULL (too deep, out of memory). */
+static struct toml_node *open_container(struct parser *p, unsigned depth, enum toml_type type, size_t *off)
+{
+	*off = p->pos;
+	if (!check_depth(p, depth, *off))
+		return NULL;
+	struct toml_node *n = node_new(p, type, pos_at(p, *off));
+	if (n)
+		p->pos++;
+	return n;
+}
+
 static struct toml_node *parse_array(struct parser *p, unsigned depth)
 {
-	size_t off = p->pos;
-	if (!check_depth(p, depth, off))
-		return NULL;
-	struct toml_node *a = node_new(p, TOML_ARRAY, pos_at(p, off));
+	size_t off;
+	struct toml_node *a = open_container(p, depth, TOML_ARRAY, &off);
 	if (!a)
 		return NULL;
-	p->pos++;
 	for (;;) {
 		skip_blank(p);
 		if (peek(p) == ']')
@@ -1077,13 +1087,10 @@ fail:
 
 static struct toml_node *parse_inline_table(struct parser *p, unsigned depth)
 {
-	size_t off = p->pos;
-	if (!check_depth(p, depth, off))
-		return NULL;
-	struct toml_node *t = node_new(p, TOML_TABLE, pos_at(p, off));
+	size_t off;
+	struct toml_node *t = open_container(p, depth, TOML_TABLE, &off);
 	if (!t)
 		return NULL;
-	p->pos++;
 	skip_ws(p);
 	if (peek(p) == '}') {
 		p->pos++;
@@ -1183,6 +1190,24 @@ static struct toml_node *parse_value(struct parser *p, unsigned depth)
 /* key = value, into table t (which sits at depth). Dotted keys create or
  * enter tables on the way; they may not enter inline tables, tables defined
  * by a [header], arrays or other values. */
+/* One step down a key path at depth: the table k names inside cur, found
+ * (returns 0: the caller checks what it is) or made with flags (returns 1),
+ * or -1 (too deep, out of memory). */
+static int descend(struct parser *p, struct toml_node *cur, struct key_part *k, unsigned depth,
+		   unsigned flags, struct toml_node **v)
+{
+	if (!check_depth(p, depth, k->off))
+		return -1;
+	*v = table_find(p, cur, &k->s);
+	if (*v)
+		return 0;
+	*v = node_new(p, TOML_TABLE, k->at);
+	if (!*v)
+		return -1;
+	(*v)->flags = flags;
+	return table_add(p, cur, k, *v) != 0 ? -1 : 1;
+}
+
 static int parse_keyval(struct parser *p, struct toml_node *t, unsigned depth)
 {
 	struct key_path kp;
@@ -1202,16 +1227,12 @@ static int parse_keyval(struct parser *p, struct toml_node *t, unsigned depth)
 	struct toml_node *cur = t;
 	for (size_t i = 0; i + 1 < kp.n; i++) {
 		struct key_part *k = &kp.part[i];
-		if (!check_depth(p, ++depth, k->off))
+		struct toml_node *v;
+		int made = descend(p, cur, k, ++depth, TF_DOTTED, &v);
+		if (made < 0)
 			goto out;
-		struct toml_node *v = table_find(p, cur, &k->s);
-		if (!v) {
-			v = node_new(p, TOML_TABLE, k->at);
-			if (!v)
-				goto out;
-			v->flags = TF_DOTTED;
-			if (table_add(p, cur, k, v) != 0)
-				goto out;
+		if (made) {
+			/* a new table of the dotted key */
 		} else if (v->type != TOML_TABLE) {
 			fail_at(p, k->off, "cannot add keys to '%s', which is %s",
 				key_repr(&k->s, kb, sizeof(kb)), describe(v));
@@ -1267,16 +1288,12 @@ static struct toml_node *parse_header(struct parser *p, struct toml_node *root, 
 	unsigned d = 0;
 	for (size_t i = 0; i + 1 < kp.n; i++) {
 		struct key_part *k = &kp.part[i];
-		if (!check_depth(p, ++d, k->off))
+		struct toml_node *v;
+		int made = descend(p, cur, k, ++d, TF_IMPLICIT, &v);
+		if (made < 0)
 			goto out;
-		struct toml_node *v = table_find(p, cur, &k->s);
-		if (!v) {
-			v = node_new(p, TOML_TABLE, k->at);
-			if (!v)
-				goto out;
-			v->flags = TF_IMPLICIT;
-			if (table_add(p, cur, k, v) != 0)
-				goto out;
+		if (made) {
+			/* a new implicit table of the header's path */
 		} else if (v->type == TOML_ARRAY && (v->flags & TF_AOT)) {
 			if (!check_depth(p, ++d, k->off))
 				goto out;

@@ -269,7 +269,7 @@ static ssize_t copy_fill(struct relay_dir *dir, struct xport *src, unsigned char
 		dir->held_on_stack = p == scratch;
 		/* only a plain socket's short read counts: a transport may
 		 * hold an end of stream or more records inside */
-		*drained = (size_t)n < cap && src->splice_fd >= 0 && xport_pending(src) == 0;
+		*drained = (size_t)n < cap && xport_short_read_empty(src) && xport_pending(src) == 0;
 	} else if (n == -EAGAIN) {
 		dir->want = xport_want(src);
 		/* idle: give the memory back */
@@ -296,6 +296,26 @@ static ssize_t copy_flush(struct relay_dir *dir, struct xport *dst)
 
 /* ---- splice path ---- */
 
+/* After a failed splice(2) of dir (errno set), for both ends: -EINTR (call
+ * again), -EAGAIN with dir->want set to want, -ENOSYS when the kernel will
+ * not splice this fd (EINVAL, ENOSYS: logged; the caller copies instead),
+ * else -errno. way ("from" / "to") and fd are for the log line. */
+static int splice_failed(struct relay *r, struct relay_dir *dir, unsigned want, const char *way, int fd)
+{
+	int e = errno;
+	if (e == EINTR)
+		return -EINTR;
+	if (e == EAGAIN) {
+		dir->want = want;
+		return -EAGAIN;
+	}
+	if (e == EINVAL || e == ENOSYS) {
+		log_debug("relay %s: splice %s fd %d: %s: copying instead", r->label, way, fd, strerror(e));
+		return -ENOSYS;
+	}
+	return -e;
+}
+
 static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport *src,
 			   unsigned char *scratch, bool *drained)
 {
@@ -321,20 +341,14 @@ static ssize_t splice_fill(struct relay *r, struct relay_dir *dir, struct xport 
 			dir->pipe_len = (size_t)n;
 			return n;
 		}
-		int e = errno;
-		if (e == EINTR)
+		int e = splice_failed(r, dir, LOOP_READ, "from", src->splice_fd);
+		if (e == -EINTR)
 			continue;
-		if (e == EAGAIN) {
-			dir->want = LOOP_READ;
-			return -EAGAIN;
-		}
-		if (e == EINVAL || e == ENOSYS) {
-			log_debug("relay %s: splice from fd %d: %s: copying instead",
-				  r->label, src->splice_fd, strerror(e));
+		if (e == -ENOSYS) {
 			dir->use_splice = dir->can_splice = false;
 			return copy_fill(dir, src, scratch, drained);
 		}
-		return -e;
+		return e;
 	}
 }
 
@@ -374,22 +388,16 @@ static ssize_t splice_flush(struct relay *r, struct relay_dir *dir, struct xport
 		}
 		if (n == 0)
 			return -EIO; /* cannot happen with bytes in the pipe */
-		int e = errno;
-		if (e == EINTR)
+		int e = splice_failed(r, dir, LOOP_WRITE, "to", dst->splice_fd);
+		if (e == -EINTR)
 			continue;
-		if (e == EAGAIN) {
-			dir->want = LOOP_WRITE;
-			return -EAGAIN;
-		}
-		if (e == EINVAL || e == ENOSYS) {
-			log_debug("relay %s: splice to fd %d: %s: copying instead",
-				  r->label, dst->splice_fd, strerror(e));
+		if (e == -ENOSYS) {
 			int rc = splice_to_copy(r, dir);
 			if (rc < 0)
 				return rc;
 			return copy_flush(dir, dst);
 		}
-		return -e;
+		return e;
 	}
 }
 
@@ -480,7 +488,7 @@ static int relay_pump(struct relay *r, int d, unsigned char *scratch)
 			if (dir_held(dir)) {
 				/* a short write on a plain socket means its send
 				 * buffer is full: wait instead of an EAGAIN syscall */
-				if (dst->splice_fd >= 0) {
+				if (xport_short_write_full(dst)) {
 					dir->want = LOOP_WRITE;
 					goto out;
 				}
@@ -648,39 +656,51 @@ static void relay_after(struct relay *r)
 	}
 }
 
-static void relay_on_io(struct loop *loop, struct io_watcher *w, unsigned revents)
+/* Pumps each direction for which ready(r, d, side, revents) holds, asked
+ * afresh before each (a pump may change the other direction). Returns
+ * false when a pump failed and the relay ended (r is gone). */
+static bool pump_ready_dirs(struct relay *r, bool (*ready)(struct relay *r, int d, int side, unsigned revents),
+			    int side, unsigned revents)
 {
-	struct relay *r = w->data;
-	int s = w == &r->side[1].w;
-	/* only the directions waiting on this fd for what it reported: no
-	 * syscall is spent on a direction that cannot progress */
 	for (int d = 0; d < 2; d++) {
-		struct relay_dir *dir = &r->dir[d];
-		if (dir_wait_side(dir, d) != s || !(revents & dir->want))
+		if (!ready(r, d, side, revents))
 			continue;
 		int rc = relay_pump_dir(r, d);
 		if (rc < 0) {
 			relay_end(r, rc);
-			return;
+			return false;
 		}
 	}
-	relay_after(r);
+	return true;
+}
+
+/* only the directions waiting on this fd for what it reported: no syscall
+ * is spent on a direction that cannot progress */
+static bool ready_on_io(struct relay *r, int d, int side, unsigned revents)
+{
+	struct relay_dir *dir = &r->dir[d];
+	return dir_wait_side(dir, d) == side && (revents & dir->want);
+}
+
+/* the reading directions whose transport holds bytes */
+static bool ready_pending(struct relay *r, int d, int side, unsigned revents)
+{
+	return r->dir[d].state == RDIR_READING && xport_pending(r->side[d].x) != 0;
+}
+
+static void relay_on_io(struct loop *loop, struct io_watcher *w, unsigned revents)
+{
+	struct relay *r = w->data;
+	if (pump_ready_dirs(r, ready_on_io, w == &r->side[1].w, revents))
+		relay_after(r);
 }
 
 static void relay_on_resume(struct loop *loop, struct timer *t)
 {
 	struct relay *r = t->data;
 	r->in_timer = true;
-	for (int d = 0; d < 2; d++) {
-		struct relay_dir *dir = &r->dir[d];
-		if (dir->state != RDIR_READING || xport_pending(r->side[d].x) == 0)
-			continue;
-		int rc = relay_pump_dir(r, d);
-		if (rc < 0) {
-			relay_end(r, rc);
-			return;
-		}
-	}
+	if (!pump_ready_dirs(r, ready_pending, 0, 0))
+		return;
 	relay_after(r);
 	r->in_timer = false;
 }
@@ -764,15 +784,3 @@ void relay_set_close_all(struct relay_set *set)
 		relay_end(list_first_entry(&set->relays, struct relay, link), MR_ECLOSED);
 }
 
-enum relay_mode relay_mode_from_env(void)
-{
-	/* callers read this once at start-up and keep the value, so an odd
-	 * value is warned about once */
-	const char *v = getenv("MOLERAT_RELAY");
-	if (!v || !*v || strcmp(v, "auto") == 0 || strcmp(v, "splice") == 0)
-		return RELAY_AUTO;
-	if (strcmp(v, "copy") == 0)
-		return RELAY_COPY;
-	log_warn("MOLERAT_RELAY=\"%.64s\" is not one of copy, splice, auto: using auto", v);
-	return RELAY_AUTO;
-}

@@ -57,9 +57,6 @@ struct pipe_pool *pipe_pool_new(unsigned max_idle);
 void pipe_pool_free(struct pipe_pool *p);
 unsigned pipe_pool_in_use(const struct pipe_pool *p);
 
-/* Reads MOLERAT_RELAY ("copy" forces RELAY_COPY; "splice"/unset = auto). */
-enum relay_mode relay_mode_from_env(void);
-
 /* The relays of one process, so shutdown can end those still running
  * (spec §9.3 lets them run across a reload; at exit they are closed).
  * Zero-initialise and embed it; relays link themselves in and out. */

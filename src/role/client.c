@@ -16,6 +16,7 @@
 #include "codec/proto.h"
 #include "base/sock.h"
 #include "plane/udp.h"
+#include "xport/stack.h"
 #include "base/util.h"
 
 enum {
@@ -38,14 +39,7 @@ struct client;
 /* One service's control channel. */
 struct csvc {
 	struct client *cl;
-	char *name;
-	size_t name_len;
-	char *token;             /* may contain NUL: token_len bytes */
-	size_t token_len;
-	char *local_addr;
-	enum conf_svc_type type;
-	int nodelay;
-	uint64_t retry_interval;
+	const struct conf_service *cfg;  /* borrowed: name, token, local_addr, type, ... */
 	uint8_t digest[PROTO_DIGEST_LEN];
 	uint8_t key[PROTO_DIGEST_LEN];
 	enum cs_state state;
@@ -94,10 +88,10 @@ struct cudp {
 };
 
 struct client {
-	struct server_env env;
+	struct runtime env;
+	const struct conf_client *cfg;   /* borrowed: remote_addr, ... */
+	struct xport_stack stack;        /* from cfg->transport */
 	struct list udps;                /* of struct cudp, newest first */
-	char *remote_addr;
-	struct tcp_opts tcp;
 	uint64_t heartbeat_timeout_ms;
 	struct csvc **svcs;
 	size_t n_svcs;
@@ -139,7 +133,7 @@ static void dc_on_local(void *arg, int fd, int err, const struct addr *peer)
 		dc_free(d);
 		return;
 	}
-	struct xport *lx = xport_tcp_new(fd);
+	struct xport *lx = xport_stack_plain(fd);
 	struct xport *dx = d->x;
 	d->x = NULL;
 	if (!lx) {
@@ -198,6 +192,8 @@ static void dc_start_udp(struct dchan *d, struct xport *x)
 		.counters = d->counters,
 		.lost = cudp_lost,
 		.arg = u,
+		.idle_ms = cl->env.udp_idle_ms,
+		.no_gso = cl->env.udp_no_gso,
 	};
 	u->cl = cl;
 	int r = udp_client_new(&ue, d->local_addr, x, &u->u);
@@ -221,13 +217,13 @@ static void dc_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		dc_free(d);
 		return;
 	}
-	if ((cmd == DATA_START_TCP) != (d->type == SVC_TCP)) {
+	if ((cmd == PROTO_DATA_START_TCP) != (d->type == CONF_SVC_TCP)) {
 		log_error("service %s: the server asks to forward %s but the service is %s here; check `type` on both ends",
-			  d->label, cmd == DATA_START_TCP ? "TCP" : "UDP", conf_svc_type_name(d->type));
+			  d->label, cmd == PROTO_DATA_START_TCP ? "TCP" : "UDP", conf_svc_type_name(d->type));
 		dc_free(d);
 		return;
 	}
-	if (cmd == DATA_START_UDP) {
+	if (cmd == PROTO_DATA_START_UDP) {
 		dc_start_udp(d, chan_detach(c));
 		d->chan = NULL;
 		dc_free(d);
@@ -249,7 +245,7 @@ static void dc_on_open(struct chan *c, void *owner)
 {
 	struct dchan *d = owner;
 	uint8_t hello[PROTO_HELLO_LEN];
-	proto_encode_hello(hello, HELLO_DATA, d->key);
+	proto_encode_hello(hello, PROTO_HELLO_DATA, d->key);
 	chan_send(c, hello, sizeof(hello));
 	chan_expect(c, PROTO_CMD_LEN);   /* no timeout: a pooled channel may wait for hours (Q25) */
 }
@@ -294,10 +290,7 @@ static void dc_on_server(void *arg, int fd, int err, const struct addr *peer)
 		loop_timer_start(loop, &d->retry, delay);
 		return;
 	}
-	xport_tcp_apply_opts(fd, &d->cl->tcp);
-	if (d->nodelay >= 0)
-		sock_set_nodelay(fd, d->nodelay);
-	struct xport *x = xport_tcp_new(fd);
+	struct xport *x = xport_stack_outbound(&d->cl->stack, fd, d->nodelay);
 	d->chan = x ? chan_new(loop, x, &dc_cbs, d) : NULL;
 	if (!d->chan) {
 		dc_free(d);
@@ -326,18 +319,18 @@ static void dc_start(struct csvc *s)
 			return;
 		cl->last_warn = now;
 		log_warn("service %s: %zu data channels already open or opening; ignoring CreateDataChannel",
-			  s->name, cl->dchans.n);
+			  s->cfg->name, cl->dchans.n);
 		return;
 	}
 	struct dchan *d = calloc(1, sizeof(*d));
 	if (!d)
 		return;
 	d->cl = cl;
-	d->label = strdup(s->name);
-	d->local_addr = strdup(s->local_addr);
+	d->label = strdup(s->cfg->name);
+	d->local_addr = strdup(s->cfg->local_addr);
 	d->server = strdup(s->server);
-	d->type = s->type;
-	d->nodelay = s->nodelay;
+	d->type = s->cfg->type;
+	d->nodelay = s->cfg->nodelay;
 	memcpy(d->key, s->key, PROTO_DIGEST_LEN);
 	d->counters = relay_counters_ref(s->counters);
 	loop_timer_init(&d->retry, dc_retry, d);
@@ -375,7 +368,7 @@ static void cs_fail(struct csvc *s, const char *what, int err)
 		backoff_reset(&s->bo, now);
 	uint64_t delay = 1000;
 	backoff_next(&s->bo, now, &delay);
-	log_error("service %s: %s: %s; retrying in %llu ms", s->name, what, mr_strerror(err),
+	log_error("service %s: %s: %s; retrying in %llu ms", s->cfg->name, what, mr_strerror(err),
 		  (unsigned long long)delay);
 	s->state = CS_WAIT_RETRY;
 	loop_timer_start(loop, &s->retry, delay);
@@ -401,13 +394,13 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		enum proto_hello_kind kind;
 		uint8_t nonce[PROTO_DIGEST_LEN];
 		r = proto_decode_hello(msg, len, &kind, nonce);
-		if (r == 0 && kind != HELLO_CONTROL)
+		if (r == 0 && kind != PROTO_HELLO_CONTROL)
 			r = MR_EPROTO_UNEXPECTED;
 		if (r < 0) {
 			cs_fail(s, "invalid Hello from the server", r);
 			return;
 		}
-		proto_session_key(s->token, s->token_len, nonce, s->key);
+		proto_session_key(s->cfg->token, s->cfg->token_len, nonce, s->key);
 		chan_send(c, s->key, PROTO_AUTH_LEN);
 		s->state = CS_AUTH;
 		chan_expect(c, PROTO_CMD_LEN);
@@ -420,13 +413,13 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 			cs_fail(s, "invalid Ack from the server", r);
 			return;
 		}
-		if (ack != ACK_OK) {
+		if (ack != PROTO_ACK_OK) {
 			cs_fail(s, "authentication failed",
-				ack == ACK_SERVICE_NOT_EXIST ? MR_ESERVICE : MR_EAUTH);
+				ack == PROTO_ACK_SERVICE_NOT_EXIST ? MR_ESERVICE : MR_EAUTH);
 			return;
 		}
 		s->state = CS_READY;
-		log_info("service %s: control channel established with %s", s->name, s->server);
+		log_info("service %s: control channel established with %s", s->cfg->name, s->server);
 		if (cl->heartbeat_timeout_ms)
 			loop_timer_start(loop, &s->deadline, cl->heartbeat_timeout_ms);
 		else
@@ -443,10 +436,10 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		}
 		if (cl->heartbeat_timeout_ms)
 			loop_timer_start(loop, &s->deadline, cl->heartbeat_timeout_ms);
-		if (cmd == CMD_CREATE_DATA_CHANNEL)
+		if (cmd == PROTO_CMD_CREATE_DATA_CHANNEL)
 			dc_start(s);
 		else
-			log_trace("service %s: heartbeat", s->name);
+			log_trace("service %s: heartbeat", s->cfg->name);
 		chan_expect(c, PROTO_CMD_LEN);
 		return;
 	}
@@ -459,7 +452,7 @@ static void cs_on_open(struct chan *c, void *owner)
 {
 	struct csvc *s = owner;
 	uint8_t hello[PROTO_HELLO_LEN];
-	proto_encode_hello(hello, HELLO_CONTROL, s->digest);
+	proto_encode_hello(hello, PROTO_HELLO_CONTROL, s->digest);
 	chan_send(c, hello, sizeof(hello));
 	chan_expect(c, PROTO_HELLO_LEN);
 }
@@ -489,9 +482,7 @@ static void cs_on_dial(void *arg, int fd, int err, const struct addr *peer)
 	/* connecting is bounded per address by the dial; this bounds the
 	 * handshake up to the Ack */
 	loop_timer_start(loop, &s->deadline, HANDSHAKE_MS);
-	xport_tcp_apply_opts(fd, &s->cl->tcp);
-	sock_set_nodelay(fd, 1);
-	struct xport *x = xport_tcp_new(fd);
+	struct xport *x = xport_stack_outbound(&s->cl->stack, fd, 1);
 	s->chan = x ? chan_new(loop, x, &cs_cbs, s) : NULL;
 	if (!s->chan) {
 		cs_fail(s, "cannot set up the control channel", -ENOMEM);
@@ -507,7 +498,7 @@ static void cs_attempt(struct csvc *s)
 	int err = 0;
 	s->attempt_start = loop_now(loop);
 	s->state = CS_DIALING;
-	s->dial = dial_start(loop, cl->env.dns, cl->remote_addr, CONNECT_TIMEOUT_MS, cs_on_dial, s, &err);
+	s->dial = dial_start(loop, cl->env.dns, cl->cfg->remote_addr, CONNECT_TIMEOUT_MS, cs_on_dial, s, &err);
 	if (!s->dial)
 		cs_fail(s, "cannot connect to the server", err);
 }
@@ -521,9 +512,6 @@ static void csvc_free_mem(void *arg)
 {
 	struct csvc *s = arg;
 	relay_counters_unref(s->counters);
-	free(s->name);
-	free(s->token);
-	free(s->local_addr);
 	free(s);
 }
 
@@ -542,23 +530,16 @@ static struct csvc *csvc_new(struct client *cl, const struct conf_service *c)
 	if (!s)
 		return NULL;
 	s->cl = cl;
-	s->name = mr_strndup(c->name, c->name_len);
-	s->name_len = c->name_len;
-	s->token = mr_strndup(c->token, c->token_len);
-	s->token_len = c->token_len;
-	s->local_addr = strdup(c->local_addr);
-	s->type = c->type;
-	s->nodelay = c->nodelay;
-	s->retry_interval = c->retry_interval;
+	s->cfg = c;
 	s->counters = relay_counters_new();
-	if (!s->name || !s->token || !s->local_addr || !s->counters) {
+	if (!s->counters) {
 		csvc_free_mem(s);
 		return NULL;
 	}
 	proto_service_digest(c->name, c->name_len, s->digest);
 	loop_timer_init(&s->retry, cs_on_retry, s);
 	loop_timer_init(&s->deadline, cs_on_deadline, s);
-	struct backoff_params bp = backoff_params_control(s->retry_interval);
+	struct backoff_params bp = backoff_params_control(c->retry_interval);
 	backoff_init(&s->bo, &bp, loop_now(cl->env.loop), NULL, NULL);
 	return s;
 }
@@ -569,8 +550,8 @@ void client_remove_service(struct client *cl, const struct conf_service *c)
 {
 	for (size_t i = 0; i < cl->n_svcs; i++) {
 		struct csvc *s = cl->svcs[i];
-		if (s->name_len == c->name_len && memcmp(s->name, c->name, c->name_len) == 0) {
-			log_info("service %s: stopped", s->name);
+		if (s->cfg->name_len == c->name_len && memcmp(s->cfg->name, c->name, c->name_len) == 0) {
+			log_info("service %s: stopped", s->cfg->name);
 			csvc_stop(s);
 			cl->svcs[i] = cl->svcs[--cl->n_svcs];
 			return;
@@ -597,18 +578,15 @@ int client_add_service(struct client *cl, const struct conf_service *c)
 	return 0;
 }
 
-int client_new(const struct server_env *env, const struct conf_client *cfg, struct client **out)
+int client_new(const struct runtime *rt, const struct conf_client *cfg, struct client **out)
 {
 	struct client *cl = calloc(1, sizeof(*cl));
 	if (!cl)
 		return -ENOMEM;
-	cl->env = *env;
-	cl->remote_addr = strdup(cfg->remote_addr);
-	cl->tcp.nodelay = cfg->transport.tcp.nodelay;
-	cl->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
-	cl->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
+	cl->env = *rt;
+	cl->cfg = cfg;
 	cl->heartbeat_timeout_ms = secs_to_ms(cfg->heartbeat_timeout);
-	int r = cl->remote_addr ? 0 : -ENOMEM;
+	int r = xport_stack_init(&cl->stack, &cfg->transport);
 	char host[256];
 	uint16_t port;
 	if (r == 0 && addr_split_host_port(cfg->remote_addr, host, sizeof(host), &port) < 0) {
@@ -638,6 +616,5 @@ void client_free(struct client *cl)
 	while (list_first(&cl->udps))
 		cudp_free(list_first_entry(&cl->udps, struct cudp, link));
 	free(cl->svcs);
-	free(cl->remote_addr);
 	free(cl);
 }

@@ -4,18 +4,19 @@
  * (§5.2) that, on StartForwardTcp, connects local_addr and hands both ends
  * to a relay.
  *
- * Ownership: client_new copies what it needs from the conf. client_free
+ * Ownership: the client points into the conf it was given (see server.h):
+ * the conf_client and every conf_service added must outlive it. client_free
  * closes every control channel and every data channel not yet relaying;
  * running relays finish on their own (spec §9.3). */
 #ifndef MOLERAT_CLIENT_H
 #define MOLERAT_CLIENT_H
 
 #include "codec/conf.h"
-#include "role/server.h"   /* struct server_env: the same environment */
+#include "role/runtime.h"
 
 struct client;
 
-int client_new(const struct server_env *env, const struct conf_client *cfg, struct client **out);
+int client_new(const struct runtime *rt, const struct conf_client *cfg, struct client **out);
 void client_free(struct client *c);
 
 /* Hot reload: start (or restart) one service; stop one service. */

@@ -267,15 +267,15 @@ static void warn_transport(struct wctx *x, const char *sec, const struct conf_tr
 				     "characters that need encoding");
 	}
 	/* which sub-tables the type uses */
-	bool use_tls = t->type == XPORT_TLS || (t->type == XPORT_WEBSOCKET && t->websocket.present &&
+	bool use_tls = t->type == CONF_XPORT_TLS || (t->type == CONF_XPORT_WEBSOCKET && t->websocket.present &&
 						 t->websocket.tls);
 	if (t->tls.present && !use_tls)
 		wemit(x, kp_add(tp, "tls"), "this table is ignored with type = \"%s\"", tname);
-	if (t->noise.present && t->type != XPORT_NOISE)
+	if (t->noise.present && t->type != CONF_XPORT_NOISE)
 		wemit(x, kp_add(tp, "noise"), "this table is ignored with type = \"%s\"", tname);
-	if (t->websocket.present && t->type != XPORT_WEBSOCKET)
+	if (t->websocket.present && t->type != CONF_XPORT_WEBSOCKET)
 		wemit(x, kp_add(tp, "websocket"), "this table is ignored with type = \"%s\"", tname);
-	if (t->type == XPORT_NOISE) {
+	if (t->type == CONF_XPORT_NOISE) {
 		if (!t->noise.present)
 			wemit(x, kp_add(tp, "type"), "type = \"noise\" needs a [%s.transport.noise] table; "
 						    "rathole accepts the file but the instance fails at start; add it",
@@ -283,10 +283,10 @@ static void warn_transport(struct wctx *x, const char *sec, const struct conf_tr
 		else
 			warn_noise(x, sec, &t->noise, server);
 	}
-	if (t->type == XPORT_WEBSOCKET && !t->websocket.present)
+	if (t->type == CONF_XPORT_WEBSOCKET && !t->websocket.present)
 		wemit(x, kp_add(tp, "type"), "type = \"websocket\" needs a [%s.transport.websocket] table "
 					    "with tls = true or false; the instance fails at start; add it", sec);
-	if (t->type == XPORT_WEBSOCKET && t->websocket.present && t->websocket.tls) {
+	if (t->type == CONF_XPORT_WEBSOCKET && t->websocket.present && t->websocket.tls) {
 		if (!t->tls.present)
 			wemit(x, kp_add(kp_add(tp, "websocket"), "tls"),
 			      "tls = true needs a [%s.transport.tls] table; the instance fails at start; add "
@@ -346,12 +346,12 @@ size_t conf_check_warnings(const struct conf *c, enum conf_mode mode,
 	struct wctx x = { .c = c, .warn = warn, .arg = arg };
 	const struct conf_server *s = c->server;
 	const struct conf_client *cl = c->client;
-	if (s && mode != MODE_CLIENT) {
+	if (s && mode != CONF_MODE_CLIENT) {
 		warn_addr(&x, kp_add(kp("server"), "bind_addr"), s->bind_addr, "\"0.0.0.0:2333\"");
 		warn_transport(&x, "server", &s->transport, true, NULL);
 		warn_services_server(&x, s);
 	}
-	if (cl && mode != MODE_SERVER) {
+	if (cl && mode != CONF_MODE_SERVER) {
 		warn_addr(&x, kp_add(kp("client"), "remote_addr"), cl->remote_addr, "\"example.com:2333\"");
 		if (cl->retry_interval == 0)
 			wemit(&x, kp_add(kp("client"), "retry_interval"),
@@ -390,7 +390,7 @@ static void unsupported_transport(struct wctx *x, const char *sec, const struct 
 				  bool server)
 {
 	struct kpath tp = kp_add(kp(sec), "transport");
-	if (t->type != XPORT_TCP)
+	if (t->type != CONF_XPORT_TCP)
 		wemit(x, kp_add(tp, "type"), "the %s transport is not supported by this build of molerat "
 					    "yet; use type = \"tcp\", or run rathole at both ends until it is",
 		      conf_xport_type_name(t->type));
@@ -404,9 +404,9 @@ size_t conf_check_unsupported(const struct conf *c, enum conf_mode mode,
 			      void (*fail)(void *arg, const char *line), void *arg)
 {
 	struct wctx x = { .c = c, .warn = fail, .arg = arg };
-	if (c->server && mode != MODE_CLIENT)
+	if (c->server && mode != CONF_MODE_CLIENT)
 		unsupported_transport(&x, "server", &c->server->transport, true);
-	if (c->client && mode != MODE_SERVER)
+	if (c->client && mode != CONF_MODE_SERVER)
 		unsupported_transport(&x, "client", &c->client->transport, false);
 	return x.n;
 }

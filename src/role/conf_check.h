@@ -19,8 +19,8 @@
  * unusable noise key, a proxy without a port...) and the problems rathole
  * only finds at instance start (Q14) or by panicking (Q15): one line each,
  * "FILE:LINE:COL: key.path: what; what to do", passed to warn() (which may
- * be NULL to only count). mode MODE_SERVER / MODE_CLIENT checks that
- * section only, MODE_AUTO every section present; the cross-section checks
+ * be NULL to only count). mode CONF_MODE_SERVER / CONF_MODE_CLIENT checks that
+ * section only, CONF_MODE_AUTO every section present; the cross-section checks
  * (heartbeat timeout vs interval, a service's type or token differing)
  * run whenever both sections are present. Never prints secrets. Reads the
  * file system (access(2) on key files). Returns how many. Used by

@@ -15,6 +15,7 @@
 #include "codec/proto.h"
 #include "base/sock.h"
 #include "plane/udp.h"
+#include "xport/stack.h"
 #include "base/util.h"
 
 /* Bounds (spec Q30: rathole has none). */
@@ -33,13 +34,7 @@ struct session;
 /* One configured service. */
 struct svc {
 	struct server *srv;
-	char *name;
-	size_t name_len;
-	char *token;             /* may contain NUL: token_len bytes */
-	size_t token_len;
-	char *bind_addr;
-	enum conf_svc_type type;
-	int nodelay;
+	const struct conf_service *cfg;  /* borrowed: name, token, bind_addr, type, nodelay */
 	uint8_t digest[PROTO_DIGEST_LEN];
 	struct session *session;       /* the live control channel's session, or NULL */
 	struct relay_counters *counters;
@@ -112,9 +107,9 @@ struct handshake {
 };
 
 struct server {
-	struct server_env env;
-	char *bind_addr;
-	struct tcp_opts tcp;
+	struct runtime env;
+	const struct conf_server *cfg;   /* borrowed: bind_addr, ... */
+	struct xport_stack stack;        /* from cfg->transport */
 	uint64_t heartbeat_ms;
 	struct dns_req *dreq;
 	struct io_watcher lw;
@@ -184,7 +179,7 @@ static int listener_accept(struct loop *loop, struct io_watcher *w, struct backo
 	return fd;
 }
 
-static const char *svc_label(const struct svc *v) { return v->name; }
+static const char *svc_label(const struct svc *v) { return v->cfg->name; }
 
 /* ---------------------------------------------------------------- services */
 
@@ -205,9 +200,6 @@ static void svc_free(struct svc *v, const char *why)
 		h = next;
 	}
 	relay_counters_unref(v->counters);
-	free(v->name);
-	free(v->token);
-	free(v->bind_addr);
 	free(v);
 }
 
@@ -217,15 +209,9 @@ static struct svc *svc_new(struct server *srv, const struct conf_service *c)
 	if (!v)
 		return NULL;
 	v->srv = srv;
-	v->name = mr_strndup(c->name, c->name_len);
-	v->name_len = c->name_len;
-	v->token = mr_strndup(c->token, c->token_len);
-	v->token_len = c->token_len;
-	v->bind_addr = strdup(c->bind_addr);
-	v->type = c->type;
-	v->nodelay = c->nodelay;
+	v->cfg = c;
 	v->counters = relay_counters_new();
-	if (!v->name || !v->token || !v->bind_addr || !v->counters) {
+	if (!v->counters) {
 		svc_free(v, "out of memory");
 		return NULL;
 	}
@@ -332,7 +318,7 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 	struct visitor *v = p->paired;
 	draining_remove(s, p);
 	struct xport *dx = chan_detach(p->chan);
-	struct xport *vx = xport_tcp_new(v->fd);
+	struct xport *vx = xport_stack_plain(v->fd);
 	v->fd = -1;
 	visitor_free(s->srv->env.loop, v);
 	free(p);
@@ -346,7 +332,7 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 		.mode = s->srv->env.relay_mode,
 		.set = s->srv->env.relays,
 		.counters = s->svc->counters,
-		.label = s->svc->name,
+		.label = s->svc->cfg->name,
 		/* the client sends nothing before StartForwardTcp */
 		.idle_at_start = RELAY_SIDE_A,
 	};
@@ -387,7 +373,7 @@ static void session_request(struct session *s)
 	if (!s->ctrl)
 		return;
 	uint8_t cmd[4];
-	proto_encode_u32(cmd, CMD_CREATE_DATA_CHANNEL);
+	proto_encode_u32(cmd, PROTO_CMD_CREATE_DATA_CHANNEL);
 	int r = chan_send(s->ctrl, cmd, sizeof(cmd));
 	if (r < 0) {
 		/* a failed write ends the control channel (§4.2 step 7); a
@@ -407,7 +393,7 @@ static void pooled_start(struct session *s, struct pooled *p)
 {
 	draining_add(s, p);
 	uint8_t cmd[4];
-	proto_encode_u32(cmd, p->udp_start ? DATA_START_UDP : DATA_START_TCP);
+	proto_encode_u32(cmd, p->udp_start ? PROTO_DATA_START_UDP : PROTO_DATA_START_TCP);
 	int r = chan_send(p->chan, cmd, sizeof(cmd));
 	if (r < 0)
 		pooled_on_error(p->chan, p, r);
@@ -465,7 +451,7 @@ static void session_add_channel(struct session *s, struct chan *c)
 	chan_set_owner(c, &pooled_cbs, p);
 	chan_expect(c, 0);
 	list_push_back(&s->pool, &p->link);
-	if (s->svc->type == SVC_UDP)
+	if (s->svc->cfg->type == CONF_SVC_UDP)
 		session_udp_feed(s);
 	else
 		session_pair(s);
@@ -501,7 +487,7 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 			return;
 		}
 		struct addr peer;
-		int fd = listener_accept(loop, w, &s->bo, &s->retry, &s->last_warn, s->svc->bind_addr, &peer);
+		int fd = listener_accept(loop, w, &s->bo, &s->retry, &s->last_warn, s->svc->cfg->bind_addr, &peer);
 		if (fd == -EINTR)
 			continue;
 		if (fd < 0) {
@@ -543,7 +529,7 @@ static void session_udp_lost(void *arg, int err)
 static void session_bind(struct session *s)
 {
 	struct loop *loop = s->srv->env.loop;
-	bool udp = s->svc->type == SVC_UDP;
+	bool udp = s->svc->cfg->type == CONF_SVC_UDP;
 	int fd = udp ? sock_bind_udp(&s->bind) : sock_listen_tcp(&s->bind);
 	if (fd < 0) {
 		uint64_t delay = 1000;
@@ -562,10 +548,11 @@ static void session_bind(struct session *s)
 		struct udp_env ue = {
 			.loop = loop,
 			.dns = s->srv->env.dns,
-			.label = s->svc->name,
+			.label = s->svc->cfg->name,
 			.counters = s->svc->counters,
 			.lost = session_udp_lost,
 			.arg = s,
+			.no_gso = s->srv->env.udp_no_gso,
 		};
 		int r = udp_server_new(&ue, fd, &s->udp);
 		if (r < 0) {
@@ -595,7 +582,7 @@ static void session_on_resolved(void *arg, int err, const struct addr *addrs, si
 		uint64_t delay = 1000;
 		backoff_next(&s->bo, loop_now(s->srv->env.loop), &delay);
 		log_error("service %s: cannot resolve bind_addr \"%s\": %s; retrying in %llu ms",
-			  svc_label(s->svc), s->svc->bind_addr, mr_strerror(err), (unsigned long long)delay);
+			  svc_label(s->svc), s->svc->cfg->bind_addr, mr_strerror(err), (unsigned long long)delay);
 		s->lst = LST_BIND_RETRY;
 		loop_timer_start(s->srv->env.loop, &s->retry, delay);
 		return;
@@ -608,9 +595,9 @@ static void session_listen(struct session *s)
 {
 	char host[256];
 	uint16_t port;
-	int r = addr_split_host_port(s->svc->bind_addr, host, sizeof(host), &port);
+	int r = addr_split_host_port(s->svc->cfg->bind_addr, host, sizeof(host), &port);
 	if (r < 0) {
-		log_error("service %s: bind_addr \"%s\" is not host:port", svc_label(s->svc), s->svc->bind_addr);
+		log_error("service %s: bind_addr \"%s\" is not host:port", svc_label(s->svc), s->svc->cfg->bind_addr);
 		session_end(s, "bad bind_addr");
 		return;
 	}
@@ -687,7 +674,7 @@ static void session_heartbeat(struct loop *loop, struct timer *t)
 {
 	struct session *s = t->data;
 	uint8_t cmd[4];
-	proto_encode_u32(cmd, CMD_HEARTBEAT);
+	proto_encode_u32(cmd, PROTO_CMD_HEARTBEAT);
 	int r = chan_send(s->ctrl, cmd, sizeof(cmd));
 	if (r < 0) {
 		session_end(s, "cannot write a heartbeat");
@@ -725,9 +712,9 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 		return;
 
 	uint8_t ack[4];
-	proto_encode_u32(ack, ACK_OK);
+	proto_encode_u32(ack, PROTO_ACK_OK);
 	chan_send(ctrl, ack, sizeof(ack));
-	unsigned pool = v->type == SVC_UDP ? PROTO_UDP_POOL_SIZE : PROTO_TCP_POOL_SIZE;
+	unsigned pool = v->cfg->type == CONF_SVC_UDP ? PROTO_UDP_POOL_SIZE : PROTO_TCP_POOL_SIZE;
 	for (unsigned i = 0; i < pool && !s->ending; i++)
 		session_request(s);
 	if (s->ending)
@@ -803,7 +790,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 		hs_free(h, true);
 		return;
 	}
-	if (kind == HELLO_DATA) {
+	if (kind == PROTO_HELLO_DATA) {
 		struct session *s = session_by_key(srv, digest);
 		if (!s) {
 			log_warn("connection from %s: data channel with an unknown session key (incorrect nonce or stale control channel); closed",
@@ -814,21 +801,20 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 		struct chan *c = h->chan;
 		h->chan = NULL;
 		hs_free(h, false);
-		struct xport *x = chan_xport(c);
-		if (s->svc->nodelay >= 0)
-			sock_set_nodelay(x->fd, s->svc->nodelay);
+		if (s->svc->cfg->nodelay >= 0)
+			xport_set_nodelay(chan_xport(c), s->svc->cfg->nodelay);
 		session_add_channel(s, c);
 		return;
 	}
 	/* control channel: nonce first, then the lookup (§4.2, Q2) */
-	sock_set_nodelay(chan_xport(h->chan)->fd, 1);
+	xport_set_nodelay(chan_xport(h->chan), 1);
 	if (proto_random(h->nonce, sizeof(h->nonce)) < 0) {
 		log_error("connection from %s: no random bytes for a nonce; closed", h->peer);
 		hs_free(h, true);
 		return;
 	}
 	uint8_t hello[PROTO_HELLO_LEN];
-	proto_encode_hello(hello, HELLO_CONTROL, h->nonce);
+	proto_encode_hello(hello, PROTO_HELLO_CONTROL, h->nonce);
 	chan_send(h->chan, hello, sizeof(hello));
 	h->svc = svc_by_digest(srv, digest);
 	if (!h->svc) {
@@ -837,7 +823,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 			snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 		log_error("connection from %s: control channel for a service that does not exist (digest %s...); Ack ServiceNotExist",
 			  h->peer, hex);
-		hs_fail(h, ACK_SERVICE_NOT_EXIST);
+		hs_fail(h, PROTO_ACK_SERVICE_NOT_EXIST);
 		return;
 	}
 	h->state = HS_AUTH;
@@ -847,10 +833,10 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 static void hs_on_auth(struct handshake *h, const uint8_t *msg)
 {
 	uint8_t want[PROTO_DIGEST_LEN];
-	proto_session_key(h->svc->token, h->svc->token_len, h->nonce, want);
+	proto_session_key(h->svc->cfg->token, h->svc->cfg->token_len, h->nonce, want);
 	if (!proto_digest_equal(want, msg)) {
 		log_error("connection from %s: service %s: incorrect token; Ack AuthFailed", h->peer, svc_label(h->svc));
-		hs_fail(h, ACK_AUTH_FAILED);
+		hs_fail(h, PROTO_ACK_AUTH_FAILED);
 		return;
 	}
 	struct chan *c = h->chan;
@@ -891,22 +877,21 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 			 * listen backlog until a handshake ends (hs_free) */
 			if (warn_ok(loop, &srv->last_warn))
 				log_warn("%zu handshakes in progress on %s; accepting more once some finish",
-					 srv->handshakes.n, srv->bind_addr);
+					 srv->handshakes.n, srv->cfg->bind_addr);
 			srv->hs_full = true;
 			loop_io_set(loop, w, 0);
 			return;
 		}
 		struct addr peer;
 		int fd = listener_accept(loop, w, &srv->accept_bo, &srv->accept_retry, &srv->last_warn,
-					 srv->bind_addr, &peer);
+					 srv->cfg->bind_addr, &peer);
 		if (fd == -EINTR)
 			continue;
 		if (fd < 0)
 			return;
 		char pbuf[ADDR_STRLEN];
 		addr_str(&peer, pbuf, sizeof(pbuf));
-		xport_tcp_apply_opts(fd, &srv->tcp);
-		struct xport *x = xport_tcp_new(fd);
+		struct xport *x = xport_stack_inbound(&srv->stack, fd);
 		struct handshake *h = x ? calloc(1, sizeof(*h)) : NULL;
 		if (!h) {
 			xport_close(x);
@@ -938,14 +923,14 @@ static void server_on_resolved(void *arg, int err, const struct addr *addrs, siz
 	struct server *srv = arg;
 	srv->dreq = NULL;
 	if (err < 0 || n == 0) {
-		log_error("cannot resolve server.bind_addr \"%s\": %s", srv->bind_addr, mr_strerror(err));
+		log_error("cannot resolve server.bind_addr \"%s\": %s", srv->cfg->bind_addr, mr_strerror(err));
 		srv->env.fatal(srv->env.arg, err < 0 ? err : MR_EDNS);
 		return;
 	}
 	int fd = sock_listen_tcp(&addrs[0]);
 	if (fd < 0) {
 		log_error("cannot listen on server.bind_addr \"%s\": %s; is another process using the port?",
-			  srv->bind_addr, mr_strerror(fd));
+			  srv->cfg->bind_addr, mr_strerror(fd));
 		srv->env.fatal(srv->env.arg, fd);
 		return;
 	}
@@ -997,24 +982,21 @@ void server_remove_service(struct server *srv, const struct conf_service *c)
 	}
 }
 
-int server_new(const struct server_env *env, const struct conf_server *cfg, struct server **out)
+int server_new(const struct runtime *rt, const struct conf_server *cfg, struct server **out)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return -ENOMEM;
-	srv->env = *env;
-	srv->bind_addr = strdup(cfg->bind_addr);
-	srv->tcp.nodelay = cfg->transport.tcp.nodelay;
-	srv->tcp.keepalive_secs = (unsigned)cfg->transport.tcp.keepalive_secs;
-	srv->tcp.keepalive_interval = (unsigned)cfg->transport.tcp.keepalive_interval;
+	srv->env = *rt;
+	srv->cfg = cfg;
 	srv->heartbeat_ms = secs_to_ms(cfg->heartbeat_interval);
-	srv->max_handshakes = (unsigned)mr_test_env_u64("MOLERAT_TEST_MAX_HANDSHAKES", MAX_HANDSHAKES,
-							MAX_HANDSHAKES);
+	srv->max_handshakes = rt->max_handshakes && rt->max_handshakes < MAX_HANDSHAKES ? rt->max_handshakes
+										 : MAX_HANDSHAKES;
 	loop_io_init(&srv->lw, server_accept, srv);
 	loop_timer_init(&srv->accept_retry, server_accept_resume, srv);
 	struct backoff_params bp = backoff_params_server_accept();
-	backoff_init(&srv->accept_bo, &bp, loop_now(env->loop), NULL, NULL);
-	int r = srv->bind_addr ? 0 : -ENOMEM;
+	backoff_init(&srv->accept_bo, &bp, loop_now(rt->loop), NULL, NULL);
+	int r = xport_stack_init(&srv->stack, &cfg->transport);
 	for (size_t i = 0; r == 0 && i < cfg->n_services; i++)
 		r = server_add_service(srv, &cfg->services[i]);
 	char host[256];
@@ -1024,7 +1006,7 @@ int server_new(const struct server_env *env, const struct conf_server *cfg, stru
 		r = MR_EFORMAT;
 	}
 	if (r == 0) {
-		srv->dreq = dns_resolve(env->dns, host, port, server_on_resolved, srv);
+		srv->dreq = dns_resolve(rt->dns, host, port, server_on_resolved, srv);
 		if (!srv->dreq)
 			r = -ENOMEM;
 	}
@@ -1054,6 +1036,5 @@ void server_free(struct server *srv)
 	for (size_t i = 0; i < srv->n_svcs; i++)
 		svc_free(srv->svcs[i], "server stopping");
 	free(srv->svcs);
-	free(srv->bind_addr);
 	free(srv);
 }

@@ -4,36 +4,24 @@
  * heartbeats), and pairs visitors with data channels FIFO (§5.4); each pair
  * is handed to a relay, which lives on by itself.
  *
- * Ownership: server_new copies what it needs from the conf (the conf may
- * be freed afterwards). server_free closes the listener, every handshake,
+ * Ownership: the server points into the conf it was given (the config is
+ * one immutable object: a reload will swap it): the conf_server and every
+ * conf_service added must outlive the server, or the service, which keeps
+ * no copies. server_free closes the listener, every handshake,
  * every session (listeners, pooled data channels, waiting visitors); relays
  * already running are not touched and finish on their own (spec §9.3). */
 #ifndef MOLERAT_SERVER_H
 #define MOLERAT_SERVER_H
 
 #include "codec/conf.h"
-#include "base/dns.h"
-#include "base/loop.h"
-#include "plane/relay.h"
+#include "role/runtime.h"
 
 struct server;
 
-struct server_env {
-	struct loop *loop;
-	struct dns *dns;
-	struct pipe_pool *pipes;
-	struct relay_set *relays;
-	enum relay_mode relay_mode;
-	/* called (from the loop) when the instance cannot go on, e.g. its
-	 * bind_addr cannot be bound; a log line has been written */
-	void (*fatal)(void *arg, int err);
-	void *arg;
-};
-
 /* Resolves and binds server.bind_addr, then accepts. Returns 0 or a
  * negative error (out of memory, malformed address); a failure to bind is
- * reported later through env->fatal. */
-int server_new(const struct server_env *env, const struct conf_server *cfg, struct server **out);
+ * reported later through rt->fatal. */
+int server_new(const struct runtime *rt, const struct conf_server *cfg, struct server **out);
 void server_free(struct server *s);
 
 /* Hot reload of services: removes, then adds (or replaces) the named

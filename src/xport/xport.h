@@ -1,18 +1,34 @@
-/* xport: a transport stream behind one vtable (tcp now; tls, noise,
- * websocket slot in later and stack over another xport).
+/* xport: a transport stream behind one vtable, and the layer of a
+ * transport stack (docs/internals/transports.md). tcp sits at the bottom;
+ * tls, noise, websocket and the proxy steps will each sit on a lower xport
+ * (x->lower) and reach the network only through it.
  *
- * Ownership: whoever holds the struct xport * owns it and must call
- * xport_close() exactly once; close frees it and closes the fd.
+ * Ownership: whoever holds the top struct xport * owns the whole stack and
+ * must call xport_close() exactly once; a layer's close closes its lower
+ * layer, and the bottom closes the fd. Only xport/stack.c builds stacks
+ * (tests may build a tcp layer directly).
  *
- * Readiness: the fd (x->fd) is what the owner registers with the loop. When
- * an operation returns -EAGAIN, xport_want() says which events will let it
- * make progress (a TLS read may want LOOP_WRITE). xport_pending() is the
- * number of plaintext bytes buffered inside the transport that a read can
- * return without the fd becoming readable; the owner must keep reading while
- * it is non-zero. */
+ * Readiness: the fd (x->fd, the bottom layer's socket, the same at every
+ * layer) is what the owner registers with the loop. When an operation
+ * returns -EAGAIN, xport_want() says which events will let it make
+ * progress (a TLS read may want LOOP_WRITE). xport_pending() is the number
+ * of plaintext bytes buffered inside the stack that a read can return
+ * without the fd becoming readable; the owner must keep reading while it is
+ * non-zero.
+ *
+ * Two separate properties:
+ *   splice_fd >= 0            bytes may be spliced straight to/from this fd
+ *                             (plain tcp; kTLS may offer it later);
+ *   XPORT_F_SHORT_IO_EXACT    nothing is held above the kernel (a plain
+ *                             socket): a read that returns fewer bytes than
+ *                             asked means the receive queue was empty, a
+ *                             short write that the send buffer was full, so
+ *                             the relay may wait for the loop instead of
+ *                             trying again for an -EAGAIN. */
 #ifndef MOLERAT_XPORT_H
 #define MOLERAT_XPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -33,15 +49,24 @@ struct xport_ops {
 	/* Ends our sending direction (FIN, close_notify, WS Close). 0 done,
 	 * -EAGAIN to call again, negative error. */
 	int (*shutdown_wr)(struct xport *x);
+	/* Optional: like write, for several buffers at once (one syscall on
+	 * tcp). NULL: xport_writev() writes the first non-empty buffer. */
+	ssize_t (*writev)(struct xport *x, const struct iovec *iov, int iovcnt);
 	unsigned (*want)(struct xport *x);
 	size_t (*pending)(struct xport *x);
 	void (*close)(struct xport *x);
 };
 
+enum xport_flags {
+	XPORT_F_SHORT_IO_EXACT = 1u << 0,   /* see the properties above */
+};
+
 struct xport {
 	const struct xport_ops *ops;
-	int fd;         /* the fd to watch */
-	int splice_fd;  /* >= 0 only when bytes may be spliced straight to/from this fd (plain tcp) */
+	struct xport *lower;  /* the layer below, owned by this one; NULL at the bottom */
+	int fd;               /* the fd to watch: the bottom layer's socket */
+	int splice_fd;        /* >= 0 only when bytes may be spliced straight to/from this fd */
+	unsigned flags;       /* enum xport_flags */
 };
 
 static inline int xport_handshake(struct xport *x) { return x->ops->handshake ? x->ops->handshake(x) : 0; }
@@ -51,19 +76,43 @@ static inline int xport_shutdown_wr(struct xport *x) { return x->ops->shutdown_w
 static inline unsigned xport_want(struct xport *x) { return x->ops->want(x); }
 static inline size_t xport_pending(struct xport *x) { return x->ops->pending ? x->ops->pending(x) : 0; }
 static inline void xport_close(struct xport *x) { if (x) x->ops->close(x); }
+static inline bool xport_short_read_empty(const struct xport *x) { return x->flags & XPORT_F_SHORT_IO_EXACT; }
+static inline bool xport_short_write_full(const struct xport *x) { return x->flags & XPORT_F_SHORT_IO_EXACT; }
+static inline ssize_t xport_writev(struct xport *x, const struct iovec *iov, int iovcnt)
+{
+	if (x->ops->writev)
+		return x->ops->writev(x, iov, iovcnt);
+	for (int i = 0; i < iovcnt; i++)
+		if (iov[i].iov_len)
+			return x->ops->write(x, iov[i].iov_base, iov[i].iov_len);
+	return 0;
+}
+/* The bottom layer (the socket's transport). */
+static inline struct xport *xport_bottom(struct xport *x)
+{
+	while (x->lower)
+		x = x->lower;
+	return x;
+}
 
 /* tcp: wraps a connected, non-blocking socket. Takes ownership of fd (also
- * on failure: the fd is closed). Returns NULL only on out-of-memory. */
+ * on failure: the fd is closed). Returns NULL only on out-of-memory. Its
+ * splice_fd is the fd and it is XPORT_F_SHORT_IO_EXACT. Outside tests,
+ * only xport/stack.c calls it. */
 struct xport *xport_tcp_new(int fd);
 
-/* Socket options of [*.transport.tcp] (spec §7.0): SO_KEEPALIVE on,
- * TCP_KEEPIDLE / TCP_KEEPINTVL, TCP_NODELAY. Failures are logged at debug
- * and otherwise ignored, as rathole does. */
+/* Socket options of [*.transport.tcp] (protocol.md: TCP options):
+ * SO_KEEPALIVE on, TCP_KEEPIDLE / TCP_KEEPINTVL, TCP_NODELAY. Failures are
+ * logged at debug and otherwise ignored, as rathole does. */
 struct tcp_opts {
 	int nodelay;            /* 0 or 1 */
 	unsigned keepalive_secs;
 	unsigned keepalive_interval;
 };
 void xport_tcp_apply_opts(int fd, const struct tcp_opts *o);
+
+/* TCP_NODELAY on the stack's socket (a service's own nodelay, the control
+ * channel's). Returns 0 or -errno. */
+int xport_set_nodelay(struct xport *x, int on);
 
 #endif

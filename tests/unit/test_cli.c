@@ -25,27 +25,27 @@ static void test_run(void **state)
 	struct cli_opts o;
 	assert_int_equal(PARSE(&o, "c.toml"), 0);
 	assert_int_equal(o.cmd, CLI_RUN);
-	assert_int_equal(o.mode, MODE_AUTO);
+	assert_int_equal(o.mode, CONF_MODE_AUTO);
 	assert_string_equal(o.config, "c.toml");
 	assert_int_equal(PARSE(&o, "--server", "c.toml"), 0);
-	assert_int_equal(o.mode, MODE_SERVER);
+	assert_int_equal(o.mode, CONF_MODE_SERVER);
 	assert_int_equal(PARSE(&o, "c.toml", "-c"), 0);   /* options after CONFIG */
-	assert_int_equal(o.mode, MODE_CLIENT);
+	assert_int_equal(o.mode, CONF_MODE_CLIENT);
 	assert_int_equal(PARSE(&o, "-s", "-s", "c.toml"), 0);
-	assert_int_equal(o.mode, MODE_SERVER);
+	assert_int_equal(o.mode, CONF_MODE_SERVER);
 }
 
 static void test_usage_errors(void **state)
 {
 	(void)state;
 	struct cli_opts o;
-	{ const char *a[] = { "molerat" }; assert_int_equal(parse(&o, 1, a), EXIT_USAGE); }
-	assert_int_equal(PARSE(&o, "--server", "--client", "c.toml"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "-s", "-c", "c.toml"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "a.toml", "b.toml"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "--bogus", "c.toml"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "--genkey", "x25519", "c.toml"), EXIT_USAGE);
-	assert_int_equal(PARSE(&o, "--server"), EXIT_USAGE);
+	{ const char *a[] = { "molerat" }; assert_int_equal(parse(&o, 1, a), CLI_EXIT_USAGE); }
+	assert_int_equal(PARSE(&o, "--server", "--client", "c.toml"), CLI_EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "-s", "-c", "c.toml"), CLI_EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "a.toml", "b.toml"), CLI_EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--bogus", "c.toml"), CLI_EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--genkey", "x25519", "c.toml"), CLI_EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "--server"), CLI_EXIT_USAGE);
 }
 
 static void test_genkey(void **state)
@@ -71,7 +71,7 @@ static void test_check_help_version(void **state)
 	assert_string_equal(o.config, "c.toml");
 	assert_int_equal(PARSE(&o, "check", "--client", "c.toml"), 0);
 	assert_int_equal(o.cmd, CLI_CHECK);
-	assert_int_equal(o.mode, MODE_CLIENT);
+	assert_int_equal(o.mode, CONF_MODE_CLIENT);
 	assert_int_equal(PARSE(&o, "--help"), 0);
 	assert_int_equal(o.cmd, CLI_HELP);
 	assert_int_equal(PARSE(&o, "-V"), 0);
@@ -80,7 +80,7 @@ static void test_check_help_version(void **state)
 	assert_int_equal(o.cmd, CLI_VERSION_LONG);
 	/* "check" is a subcommand only in first position; a file named
 	 * check is reached as ./check */
-	assert_int_equal(PARSE(&o, "c.toml", "check"), EXIT_USAGE);
+	assert_int_equal(PARSE(&o, "c.toml", "check"), CLI_EXIT_USAGE);
 	assert_int_equal(PARSE(&o, "./check"), 0);
 	assert_int_equal(o.cmd, CLI_RUN);
 }

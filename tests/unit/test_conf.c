@@ -151,7 +151,7 @@ static void test_accept_full_both_sections(void **state)
 	assert_string_equal(cl->default_token, "default_token_if_not_specify");
 	assert_int_equal(cl->heartbeat_timeout, 40);
 	assert_int_equal(cl->retry_interval, 1);
-	assert_int_equal(cl->transport.type, XPORT_TCP);
+	assert_int_equal(cl->transport.type, CONF_XPORT_TCP);
 	assert_false(cl->transport.tcp.nodelay);
 	assert_int_equal(cl->transport.tcp.keepalive_secs, 30);
 	assert_int_equal(cl->transport.tcp.keepalive_interval, 5);
@@ -173,7 +173,7 @@ static void test_accept_full_both_sections(void **state)
 	assert_true(cl->transport.websocket.tls);
 	assert_int_equal(cl->n_services, 2);
 	const struct conf_service *s1 = svc(cl->services, cl->n_services, "service1");
-	assert_int_equal(s1->type, SVC_TCP);
+	assert_int_equal(s1->type, CONF_SVC_TCP);
 	assert_string_equal(s1->token, "whatever");
 	assert_int_equal(s1->token_len, 8);
 	assert_string_equal(s1->local_addr, "127.0.0.1:1081");
@@ -220,12 +220,12 @@ static void test_accept_udp_service(void **state)
 	(void)state;
 	struct conf *c = must_load(CLIENT_MIN "default_token = \"t\"\n[client.services.dns]\ntype = \"udp\"\n"
 					      "local_addr = \"127.0.0.1:53\"\n");
-	assert_int_equal(c->client->services[0].type, SVC_UDP);
+	assert_int_equal(c->client->services[0].type, CONF_SVC_UDP);
 	assert_string_equal(conf_svc_type_name(c->client->services[0].type), "udp");
 	conf_free(c);
 	c = must_load(SERVER_MIN "[server.services.dns]\ntype = \"udp\"\nbind_addr = \"0.0.0.0:5353\"\n"
 				 "token = \"t\"\n");
-	assert_int_equal(c->server->services[0].type, SVC_UDP);
+	assert_int_equal(c->server->services[0].type, CONF_SVC_UDP);
 	conf_free(c);
 }
 
@@ -237,7 +237,7 @@ static void test_defaults_server(void **state)
 	assert_null(s->default_token);
 	assert_int_equal(s->default_token_len, 0);
 	assert_int_equal(s->heartbeat_interval, 30);
-	assert_int_equal(s->transport.type, XPORT_TCP);
+	assert_int_equal(s->transport.type, CONF_XPORT_TCP);
 	assert_true(s->transport.tcp.nodelay);
 	assert_int_equal(s->transport.tcp.keepalive_secs, 20);
 	assert_int_equal(s->transport.tcp.keepalive_interval, 8);
@@ -262,7 +262,7 @@ static void test_defaults_client(void **state)
 	assert_null(cl->default_token);
 	assert_int_equal(cl->heartbeat_timeout, 40);
 	assert_int_equal(cl->retry_interval, 1);
-	assert_int_equal(cl->transport.type, XPORT_NOISE);
+	assert_int_equal(cl->transport.type, CONF_XPORT_NOISE);
 	assert_true(cl->transport.noise.present);
 	assert_string_equal(cl->transport.noise.pattern, "Noise_NK_25519_ChaChaPoly_BLAKE2s");
 	assert_null(cl->transport.noise.remote_public_key);
@@ -288,7 +288,7 @@ static void test_service_defaults(void **state)
 	assert_int_equal(a->token_len, 4);
 	assert_int_equal(a->retry_interval, 5);
 	assert_int_equal(a->nodelay, -1);
-	assert_int_equal(a->type, SVC_TCP);
+	assert_int_equal(a->type, CONF_SVC_TCP);
 	assert_string_equal(b->token, "own");
 	assert_int_equal(b->retry_interval, 7);
 	assert_int_equal(b->nodelay, 1);
@@ -329,7 +329,7 @@ static void test_reject_client_tls_without_table(void **state)
 	struct conf *c = must_load(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
 					      "[client.transport.tls]\n");
 	assert_true(c->client->transport.tls.present);
-	assert_int_equal(c->client->transport.type, XPORT_TLS);
+	assert_int_equal(c->client->transport.type, CONF_XPORT_TLS);
 	conf_free(c);
 }
 
@@ -638,20 +638,20 @@ static void test_pick_mode(void **state)
 	struct conf *c = must_load(CLIENT_MIN "[client.services]\n");
 	struct conf *b = must_load(SERVER_MIN "[server.services]\n" CLIENT_MIN "[client.services]\n");
 
-	assert_int_equal(conf_pick_mode(s, MODE_AUTO, &e), MODE_SERVER);
-	assert_int_equal(conf_pick_mode(c, MODE_AUTO, &e), MODE_CLIENT);
-	assert_int_equal(conf_pick_mode(s, MODE_SERVER, &e), MODE_SERVER);
-	assert_int_equal(conf_pick_mode(c, MODE_CLIENT, &e), MODE_CLIENT);
-	assert_int_equal(conf_pick_mode(b, MODE_SERVER, &e), MODE_SERVER);
-	assert_int_equal(conf_pick_mode(b, MODE_CLIENT, &e), MODE_CLIENT);
+	assert_int_equal(conf_pick_mode(s, CONF_MODE_AUTO, &e), CONF_MODE_SERVER);
+	assert_int_equal(conf_pick_mode(c, CONF_MODE_AUTO, &e), CONF_MODE_CLIENT);
+	assert_int_equal(conf_pick_mode(s, CONF_MODE_SERVER, &e), CONF_MODE_SERVER);
+	assert_int_equal(conf_pick_mode(c, CONF_MODE_CLIENT, &e), CONF_MODE_CLIENT);
+	assert_int_equal(conf_pick_mode(b, CONF_MODE_SERVER, &e), CONF_MODE_SERVER);
+	assert_int_equal(conf_pick_mode(b, CONF_MODE_CLIENT, &e), CONF_MODE_CLIENT);
 
-	assert_int_equal(conf_pick_mode(b, MODE_AUTO, &e), MODE_AUTO);
+	assert_int_equal(conf_pick_mode(b, CONF_MODE_AUTO, &e), CONF_MODE_AUTO);
 	assert_string_equal(e.msg, "t.toml: both [server] and [client] are defined; pass --server or "
 				   "--client to choose");
-	assert_int_equal(conf_pick_mode(s, MODE_CLIENT, &e), MODE_AUTO);
+	assert_int_equal(conf_pick_mode(s, CONF_MODE_CLIENT, &e), CONF_MODE_AUTO);
 	assert_string_equal(e.msg, "t.toml: --client was given but there is no [client] section; add "
 				   "one or use --server");
-	assert_int_equal(conf_pick_mode(c, MODE_SERVER, &e), MODE_AUTO);
+	assert_int_equal(conf_pick_mode(c, CONF_MODE_SERVER, &e), CONF_MODE_AUTO);
 	assert_string_equal(e.msg, "t.toml: --server was given but there is no [server] section; add "
 				   "one or use --client");
 	conf_free(s);
@@ -793,8 +793,8 @@ static void test_examples_load(void **state)
 		if (!c)
 			fail_msg("example %s does not load: %s", names[i], e.msg);
 		struct conf_error me;
-		enum conf_mode m = conf_pick_mode(c, MODE_AUTO, &me);
-		if (m == MODE_AUTO)
+		enum conf_mode m = conf_pick_mode(c, CONF_MODE_AUTO, &me);
+		if (m == CONF_MODE_AUTO)
 			fail_msg("example %s: %s", names[i], me.msg);
 		conf_free(c);
 		free(names[i]);
@@ -1014,9 +1014,9 @@ static void test_schema_and_docs(void **state)
 	assert_int_equal(dc.required, 2 + 1 + 2 + 1 + 2 * 2);
 	assert_int_equal(dc.errors, 0);
 	free((void *)dc.doc);
-	assert_string_equal(conf_xport_type_name(XPORT_WEBSOCKET), "websocket");
-	assert_string_equal(conf_xport_type_name(XPORT_NOISE), "noise");
-	assert_string_equal(conf_svc_type_name(SVC_TCP), "tcp");
+	assert_string_equal(conf_xport_type_name(CONF_XPORT_WEBSOCKET), "websocket");
+	assert_string_equal(conf_xport_type_name(CONF_XPORT_NOISE), "noise");
+	assert_string_equal(conf_svc_type_name(CONF_SVC_TCP), "tcp");
 }
 
 int main(void)

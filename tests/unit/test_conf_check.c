@@ -170,39 +170,39 @@ static void test_q14_accepted_with_warnings(void **state)
 	(void)state;
 	/* type noise without a noise table */
 	const char *noise_missing = CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n";
-	expect_warning(noise_missing, MODE_AUTO,
+	expect_warning(noise_missing, CONF_MODE_AUTO,
 		       "t.toml:5:1: client.transport.type: type = \"noise\" needs a [client.transport.noise] "
 		       "table");
 	/* bad base64 and a bad pattern */
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
 				  "[server.transport.noise]\nlocal_private_key = \"not base64!\"\n",
-		       MODE_AUTO,
+		       CONF_MODE_AUTO,
 		       "t.toml:7:1: server.transport.noise.local_private_key: the key is not valid standard "
 		       "base64");
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
 				  "[server.transport.noise]\npattern = \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\"\n"
 				  "local_private_key = \"2q30ZwFo22JI4NLDtxCYeCyKCKFgd+O8FC0VUNg7Dos=\"\n",
-		       MODE_AUTO, "server.transport.noise.pattern: \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\" is "
+		       CONF_MODE_AUTO, "server.transport.noise.pattern: \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\" is "
 				  "not a usable Noise protocol name (the handshake pattern is unknown)");
 	/* type websocket without its table */
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"websocket\"\n",
-		       MODE_AUTO, "client.transport.type: type = \"websocket\" needs a "
+		       CONF_MODE_AUTO, "client.transport.type: type = \"websocket\" needs a "
 				  "[client.transport.websocket] table");
 	/* websocket tls = true without a tls table */
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"websocket\"\n"
 				  "[client.transport.websocket]\ntls = true\n",
-		       MODE_AUTO, "t.toml:7:1: client.transport.websocket.tls: tls = true needs a "
+		       CONF_MODE_AUTO, "t.toml:7:1: client.transport.websocket.tls: tls = true needs a "
 				  "[client.transport.tls] table");
 	/* Q15: websocket over TLS on a server, tls table without pkcs12 */
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"websocket\"\n"
 				  "[server.transport.websocket]\ntls = true\n[server.transport.tls]\n",
-		       MODE_AUTO, "rathole panics at the first connection");
+		       CONF_MODE_AUTO, "rathole panics at the first connection");
 	/* Q15: a client with pkcs12 but no password */
 	char text[1024];
 	snprintf(text, sizeof(text),
 		 CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
 			    "[client.transport.tls]\npkcs12 = \"%s/examples/client.toml\"\n", SOURCE_DIR);
-	expect_warning(text, MODE_AUTO, "client.transport.tls.pkcs12: a client with pkcs12 but no "
+	expect_warning(text, CONF_MODE_AUTO, "client.transport.tls.pkcs12: a client with pkcs12 but no "
 					"pkcs12_password makes rathole panic at start");
 }
 
@@ -214,24 +214,24 @@ static void test_warn_files(void **state)
 		 SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tls\"\n[server.transport.tls]\n"
 			    "pkcs12 = \"%s/tests/data/conf/no-such-file.pfx\"\npkcs12_password = \"pw\"\n",
 		 SOURCE_DIR);
-	expect_warning(text, MODE_AUTO, "t.toml:7:1: server.transport.tls.pkcs12: ");
-	expect_warning(text, MODE_AUTO, "cannot be read (No such file or directory), so the server fails "
+	expect_warning(text, CONF_MODE_AUTO, "t.toml:7:1: server.transport.tls.pkcs12: ");
+	expect_warning(text, CONF_MODE_AUTO, "cannot be read (No such file or directory), so the server fails "
 					"at start; note that relative paths are relative to the working "
 					"directory");
 	snprintf(text, sizeof(text),
 		 SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tls\"\n[server.transport.tls]\n"
 			    "pkcs12 = \"%s/examples/server.toml\"\npkcs12_password = \"pw\"\n",
 		 SOURCE_DIR);
-	expect_no_warning(text, MODE_AUTO);
+	expect_no_warning(text, CONF_MODE_AUTO);
 	/* a client's trusted_root */
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
 				  "[client.transport.tls]\ntrusted_root = \"/nonexistent/ca.pem\"\n",
-		       MODE_AUTO, "t.toml:7:1: client.transport.tls.trusted_root: \"/nonexistent/ca.pem\" "
+		       CONF_MODE_AUTO, "t.toml:7:1: client.transport.tls.trusted_root: \"/nonexistent/ca.pem\" "
 				  "cannot be read");
 	/* files of an unused tls table are not checked; the table is noted */
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
 				  "[client.transport.tls]\ntrusted_root = \"/nonexistent/ca.pem\"\n",
-		       MODE_AUTO, "client.transport.tls: this table is ignored with type = \"tcp\"");
+		       CONF_MODE_AUTO, "client.transport.tls: this table is ignored with type = \"tcp\"");
 }
 
 static void test_warn_noise_keys(void **state)
@@ -241,31 +241,31 @@ static void test_warn_noise_keys(void **state)
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
 				  "[client.transport.noise]\n"
 				  "remote_public_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"\n",
-		       MODE_AUTO, "client.transport.noise.remote_public_key: the key decodes to 31 bytes, "
+		       CONF_MODE_AUTO, "client.transport.noise.remote_public_key: the key decodes to 31 bytes, "
 				  "not 32");
 	/* NK client without the server's key */
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
 				  "[client.transport.noise]\n",
-		       MODE_AUTO, "t.toml:6:1: client.transport.noise: the pattern needs remote_public_key");
+		       CONF_MODE_AUTO, "t.toml:6:1: client.transport.noise: the pattern needs remote_public_key");
 	/* NK server without its private key */
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
 				  "[server.transport.noise]\n",
-		       MODE_AUTO, "server.transport.noise: without local_private_key a new random key");
+		       CONF_MODE_AUTO, "server.transport.noise: without local_private_key a new random key");
 	/* XX needs no keys in advance */
 	expect_no_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
 				     "[client.transport.noise]\npattern = \"Noise_XX_25519_ChaChaPoly_BLAKE2s\"\n",
-			  MODE_AUTO);
+			  CONF_MODE_AUTO);
 	/* unpadded base64 is fine (rathole accepts it) */
 	expect_no_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
 				     "[client.transport.noise]\n"
 				     "remote_public_key = \"HN7XPmAsbw0ZFZT/gLuzaWu+oy1QIMMV1q5v/W8pVnw\"\n",
-			  MODE_AUTO);
+			  CONF_MODE_AUTO);
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
 				  "[client.transport.noise]\npattern = \"Noise_NK_448_ChaChaPoly_BLAKE2s\"\n",
-		       MODE_AUTO, "the DH function must be 25519");
+		       CONF_MODE_AUTO, "the DH function must be 25519");
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
 				  "[client.transport.noise]\npattern = \"Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s\"\n",
-		       MODE_AUTO, "pattern modifiers");
+		       CONF_MODE_AUTO, "pattern modifiers");
 }
 
 static void test_warn_proxy(void **state)
@@ -273,65 +273,65 @@ static void test_warn_proxy(void **state)
 	(void)state;
 #define PROXY(u) CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n" \
 		 "[client.transport.tcp]\nproxy = \"" u "\"\n"
-	expect_warning(PROXY("http://proxy"), MODE_AUTO,
+	expect_warning(PROXY("http://proxy"), CONF_MODE_AUTO,
 		       "t.toml:7:1: client.transport.tcp.proxy: the proxy URL has no port or the scheme's "
 		       "default one, which rathole cannot use (it panics); write the port explicitly, e.g. "
 		       "http://proxy:8080");
-	expect_warning(PROXY("http://proxy:80"), MODE_AUTO, "has no port or the scheme's default");
-	expect_warning(PROXY("socks5://proxy"), MODE_AUTO, "e.g. socks5://proxy:1080");
-	expect_warning(PROXY("socks5:proxy"), MODE_AUTO, "the proxy URL has no host");
-	expect_warning(PROXY("socks5://[::1]:1080"), MODE_AUTO, "bracketed IPv6");
-	expect_warning(PROXY("socks5://us%40er:pw@proxy:1080"), MODE_AUTO, "still percent-encoded");
-	expect_no_warning(PROXY("socks5://user:pw@proxy:1080"), MODE_AUTO);
-	expect_no_warning(PROXY("http://proxy:3128"), MODE_AUTO);
+	expect_warning(PROXY("http://proxy:80"), CONF_MODE_AUTO, "has no port or the scheme's default");
+	expect_warning(PROXY("socks5://proxy"), CONF_MODE_AUTO, "e.g. socks5://proxy:1080");
+	expect_warning(PROXY("socks5:proxy"), CONF_MODE_AUTO, "the proxy URL has no host");
+	expect_warning(PROXY("socks5://[::1]:1080"), CONF_MODE_AUTO, "bracketed IPv6");
+	expect_warning(PROXY("socks5://us%40er:pw@proxy:1080"), CONF_MODE_AUTO, "still percent-encoded");
+	expect_no_warning(PROXY("socks5://user:pw@proxy:1080"), CONF_MODE_AUTO);
+	expect_no_warning(PROXY("http://proxy:3128"), CONF_MODE_AUTO);
 	/* a server ignores the proxy */
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"tcp\"\n"
 				  "[server.transport.tcp]\nproxy = \"http://proxy:3128\"\n",
-		       MODE_AUTO, "a proxy is only used by a client; it is ignored here");
+		       CONF_MODE_AUTO, "a proxy is only used by a client; it is ignored here");
 #undef PROXY
 }
 
 static void test_warn_addresses_and_intervals(void **state)
 {
 	(void)state;
-	expect_warning(SERVER_MIN "[server.services.a]\nbind_addr = \"8080\"\ntoken = \"t\"\n", MODE_AUTO,
+	expect_warning(SERVER_MIN "[server.services.a]\nbind_addr = \"8080\"\ntoken = \"t\"\n", CONF_MODE_AUTO,
 		       "t.toml:4:1: server.services.a.bind_addr: \"8080\" is not in host:port form (it has "
 		       "no :port); expected a string like \"0.0.0.0:8080\"");
-	expect_warning("[server]\nbind_addr = \":2333\"\n[server.services]\n", MODE_AUTO,
+	expect_warning("[server]\nbind_addr = \":2333\"\n[server.services]\n", CONF_MODE_AUTO,
 		       "the host is empty");
 	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"::1:22\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "an IPv6 address must be written in brackets");
+		       CONF_MODE_AUTO, "an IPv6 address must be written in brackets");
 	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"[::1:22\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "is not in host:port form");
+		       CONF_MODE_AUTO, "is not in host:port form");
 	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"host:99999\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "the port is over 65535");
+		       CONF_MODE_AUTO, "the port is over 65535");
 	expect_no_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"[::1]:22\"\ntoken = \"t\"\n",
-			  MODE_AUTO);
-	expect_warning("[client]\nremote_addr = \"example.com\"\n[client.services]\n", MODE_AUTO,
+			  CONF_MODE_AUTO);
+	expect_warning("[client]\nremote_addr = \"example.com\"\n[client.services]\n", CONF_MODE_AUTO,
 		       "t.toml:2:1: client.remote_addr: \"example.com\" is not in host:port form");
-	expect_warning(CLIENT_MIN "retry_interval = 0\n[client.services]\n", MODE_AUTO,
+	expect_warning(CLIENT_MIN "retry_interval = 0\n[client.services]\n", CONF_MODE_AUTO,
 		       "t.toml:3:1: client.retry_interval: 0 makes rathole retry in a busy loop");
 	expect_warning(CLIENT_MIN "[client.services.a]\nlocal_addr = \"x:1\"\ntoken = \"t\"\n"
 				  "retry_interval = 0\n",
-		       MODE_AUTO, "t.toml:6:1: client.services.a.retry_interval: 0 makes rathole retry");
+		       CONF_MODE_AUTO, "t.toml:6:1: client.services.a.retry_interval: 0 makes rathole retry");
 	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
 				  "[client.transport.tcp]\nkeepalive_secs = 0\n",
-		       MODE_AUTO, "client.transport.tcp.keepalive_secs: Linux accepts 1 to 32767");
+		       CONF_MODE_AUTO, "client.transport.tcp.keepalive_secs: Linux accepts 1 to 32767");
 	expect_warning(SERVER_MIN "[server.services.a]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"t\"\n"
 				  "[server.services.b]\nbind_addr = \"0.0.0.0:1\"\ntoken = \"t\"\n",
-		       MODE_AUTO, "server.services.b.bind_addr: another service binds the same address");
+		       CONF_MODE_AUTO, "server.services.b.bind_addr: another service binds the same address");
 	/* heartbeat settings, both sections present */
 	expect_warning(SERVER_MIN "heartbeat_interval = 60\n[server.services]\n" CLIENT_MIN
 				  "[client.services]\n",
-		       MODE_AUTO, "t.toml:5:1: client.heartbeat_timeout: 40 is not longer than "
+		       CONF_MODE_AUTO, "t.toml:5:1: client.heartbeat_timeout: 40 is not longer than "
 				  "server.heartbeat_interval (60), so the client will drop idle connections");
 	expect_warning(SERVER_MIN "heartbeat_interval = 0\n[server.services]\n" CLIENT_MIN
 				  "[client.services]\n",
-		       MODE_AUTO, "(0: heartbeats are off)");
+		       CONF_MODE_AUTO, "(0: heartbeats are off)");
 	expect_no_warning(SERVER_MIN "heartbeat_interval = 0\n[server.services]\n" CLIENT_MIN
 				     "heartbeat_timeout = 0\n[client.services]\n",
-			  MODE_AUTO);
-	expect_no_warning(SERVER_MIN "[server.services]\n" CLIENT_MIN "[client.services]\n", MODE_AUTO);
+			  CONF_MODE_AUTO);
+	expect_no_warning(SERVER_MIN "[server.services]\n" CLIENT_MIN "[client.services]\n", CONF_MODE_AUTO);
 }
 
 static void test_warn_mode_filter(void **state)
@@ -340,17 +340,17 @@ static void test_warn_mode_filter(void **state)
 	const char *both = "[server]\nbind_addr = \"nope\"\n[server.services]\n"
 			   "[client]\nremote_addr = \"nope\"\n[client.services]\n";
 	struct warns w;
-	assert_int_equal(warnings_of(both, MODE_AUTO, &w), 2);
+	assert_int_equal(warnings_of(both, CONF_MODE_AUTO, &w), 2);
 	warns_free(&w);
-	assert_int_equal(warnings_of(both, MODE_SERVER, &w), 1);
+	assert_int_equal(warnings_of(both, CONF_MODE_SERVER, &w), 1);
 	assert_int_equal(warns_matching(&w, "server.bind_addr"), 1);
 	warns_free(&w);
-	assert_int_equal(warnings_of(both, MODE_CLIENT, &w), 1);
+	assert_int_equal(warnings_of(both, CONF_MODE_CLIENT, &w), 1);
 	assert_int_equal(warns_matching(&w, "client.remote_addr"), 1);
 	warns_free(&w);
 	/* a NULL callback still counts */
 	struct conf *c = must_load(both);
-	assert_int_equal(conf_check_warnings(c, MODE_AUTO, NULL, NULL), 2);
+	assert_int_equal(conf_check_warnings(c, CONF_MODE_AUTO, NULL, NULL), 2);
 	conf_free(c);
 }
 
@@ -361,7 +361,7 @@ static void test_warn_cross_services(void **state)
 				   "type = \"udp\"\n" CLIENT_MIN
 				   "[client.services.a]\nlocal_addr = \"127.0.0.1:1\"\ntoken = \"y\"\n";
 	struct warns w;
-	assert_int_equal(warnings_of(t, MODE_AUTO, &w), 2);
+	assert_int_equal(warnings_of(t, CONF_MODE_AUTO, &w), 2);
 	assert_int_equal(warns_matching(&w, "client.services.a.type: the service is tcp here but udp"), 1);
 	assert_int_equal(warns_matching(&w, "client.services.a: the token differs"), 1);
 	warns_free(&w);
@@ -379,7 +379,7 @@ static void test_unsupported(void **state)
 				   "[client.transport.tls]\n[client.transport.tcp]\nproxy = \"socks5://p:1080\"\n";
 	struct conf *c = must_load(t);
 	struct warns w = { 0 };
-	assert_int_equal(conf_check_unsupported(c, MODE_AUTO, collect, &w), 3);
+	assert_int_equal(conf_check_unsupported(c, CONF_MODE_AUTO, collect, &w), 3);
 	assert_int_equal(w.n, 3);
 	assert_string_equal(w.line[0], "t.toml:5:1: server.transport.type: the noise transport is not "
 					"supported by this build of molerat yet; use type = \"tcp\", or "
@@ -393,13 +393,13 @@ static void test_unsupported(void **state)
 					"to connect directly, or run rathole as the client until it is");
 	warns_free(&w);
 	/* the mode selects the section; a NULL callback still counts */
-	assert_int_equal(conf_check_unsupported(c, MODE_SERVER, NULL, NULL), 1);
-	assert_int_equal(conf_check_unsupported(c, MODE_CLIENT, NULL, NULL), 2);
+	assert_int_equal(conf_check_unsupported(c, CONF_MODE_SERVER, NULL, NULL), 1);
+	assert_int_equal(conf_check_unsupported(c, CONF_MODE_CLIENT, NULL, NULL), 2);
 	conf_free(c);
 	/* plain tcp is supported */
 	c = must_load(SERVER_MIN "[server.services]\n" CLIENT_MIN "[client.services]\n"
 				 "[client.transport]\ntype = \"tcp\"\n");
-	assert_int_equal(conf_check_unsupported(c, MODE_AUTO, collect, &w), 0);
+	assert_int_equal(conf_check_unsupported(c, CONF_MODE_AUTO, collect, &w), 0);
 	assert_int_equal(w.n, 0);
 	conf_free(c);
 }
@@ -423,8 +423,8 @@ static void test_examples_warnings(void **state)
 		if (!c)
 			fail_msg("example %s does not load: %s", names[i], e.msg);
 		struct conf_error me;
-		enum conf_mode m = conf_pick_mode(c, MODE_AUTO, &me);
-		if (m == MODE_AUTO)
+		enum conf_mode m = conf_pick_mode(c, CONF_MODE_AUTO, &me);
+		if (m == CONF_MODE_AUTO)
 			fail_msg("example %s: %s", names[i], me.msg);
 		/* examples are clean, except for key files that do not exist here */
 		struct warns w = { 0 };
@@ -458,7 +458,7 @@ static void test_valid_fixtures_warnings(void **state)
 		char *text = read_whole(path, NULL);
 		assert_non_null(text);
 		struct warns w = { 0 };
-		conf_check_warnings(c, MODE_AUTO, collect, &w);
+		conf_check_warnings(c, CONF_MODE_AUTO, collect, &w);
 		size_t expected = 0;
 		for (char *line = text; line && *line;) {
 			char *nl = strchr(line, '\n');

@@ -109,15 +109,15 @@ static void test_hello_encode(void **state)
 	uint8_t d[PROTO_DIGEST_LEN], out[PROTO_HELLO_LEN];
 
 	proto_service_digest("my_nas_ssh", 10, d);
-	proto_encode_hello(out, HELLO_CONTROL, d);
+	proto_encode_hello(out, PROTO_HELLO_CONTROL, d);
 	assert_hex(out, sizeof(out), "00000000" "01" SVC_HEX);
 
 	unhex(NONCE_HEX, d, sizeof(d));
-	proto_encode_hello(out, HELLO_CONTROL, d);
+	proto_encode_hello(out, PROTO_HELLO_CONTROL, d);
 	assert_hex(out, sizeof(out), "00000000" "01" NONCE_HEX);
 
 	unhex(SKEY_HEX, d, sizeof(d));
-	proto_encode_hello(out, HELLO_DATA, d);
+	proto_encode_hello(out, PROTO_HELLO_DATA, d);
 	assert_hex(out, sizeof(out), "01000000" "01" SKEY_HEX);
 }
 
@@ -132,7 +132,7 @@ static void test_hello_decode(void **state)
 	uint8_t *c = exact_copy(raw, n);
 	assert_int_equal(proto_decode_hello(c, n, &kind, d), 0);
 	free(c);
-	assert_int_equal(kind, HELLO_CONTROL);
+	assert_int_equal(kind, PROTO_HELLO_CONTROL);
 	unhex(SVC_HEX, want, sizeof(want));
 	assert_memory_equal(d, want, sizeof(want));
 
@@ -140,21 +140,21 @@ static void test_hello_decode(void **state)
 	c = exact_copy(raw, n);
 	assert_int_equal(proto_decode_hello(c, n, &kind, d), 0);
 	free(c);
-	assert_int_equal(kind, HELLO_DATA);
+	assert_int_equal(kind, PROTO_HELLO_DATA);
 	unhex(SKEY_HEX, want, sizeof(want));
 	assert_memory_equal(d, want, sizeof(want));
 
 	/* trailing bytes are ignored */
 	raw[37] = 0xaa;
 	assert_int_equal(proto_decode_hello(raw, 38, &kind, d), 0);
-	assert_int_equal(kind, HELLO_DATA);
+	assert_int_equal(kind, PROTO_HELLO_DATA);
 }
 
 static void test_hello_reject(void **state)
 {
 	(void)state;
 	uint8_t raw[PROTO_HELLO_LEN], d[PROTO_DIGEST_LEN], before[PROTO_DIGEST_LEN];
-	enum proto_hello_kind kind = HELLO_DATA;
+	enum proto_hello_kind kind = PROTO_HELLO_DATA;
 	unhex("0000000001" SVC_HEX, raw, sizeof(raw));
 	memset(d, 0x5a, sizeof(d));
 	memcpy(before, d, sizeof(d));
@@ -185,7 +185,7 @@ static void test_hello_reject(void **state)
 	raw[4] = 7;
 	assert_int_equal(proto_decode_hello(raw, sizeof(raw), &kind, d), MR_EPROTO_TAG);
 	/* outputs untouched on failure */
-	assert_int_equal(kind, HELLO_DATA);
+	assert_int_equal(kind, PROTO_HELLO_DATA);
 	assert_memory_equal(d, before, sizeof(d));
 }
 
@@ -193,19 +193,19 @@ static void test_cmds(void **state)
 {
 	(void)state;
 	uint8_t b[4];
-	proto_encode_u32(b, ACK_OK);
+	proto_encode_u32(b, PROTO_ACK_OK);
 	assert_hex(b, 4, "00000000");
-	proto_encode_u32(b, ACK_SERVICE_NOT_EXIST);
+	proto_encode_u32(b, PROTO_ACK_SERVICE_NOT_EXIST);
 	assert_hex(b, 4, "01000000");
-	proto_encode_u32(b, ACK_AUTH_FAILED);
+	proto_encode_u32(b, PROTO_ACK_AUTH_FAILED);
 	assert_hex(b, 4, "02000000");
-	proto_encode_u32(b, CMD_CREATE_DATA_CHANNEL);
+	proto_encode_u32(b, PROTO_CMD_CREATE_DATA_CHANNEL);
 	assert_hex(b, 4, "00000000");
-	proto_encode_u32(b, CMD_HEARTBEAT);
+	proto_encode_u32(b, PROTO_CMD_HEARTBEAT);
 	assert_hex(b, 4, "01000000");
-	proto_encode_u32(b, DATA_START_TCP);
+	proto_encode_u32(b, PROTO_DATA_START_TCP);
 	assert_hex(b, 4, "00000000");
-	proto_encode_u32(b, DATA_START_UDP);
+	proto_encode_u32(b, PROTO_DATA_START_UDP);
 	assert_hex(b, 4, "01000000");
 	proto_encode_u32(b, 0x04030201u);
 	assert_hex(b, 4, "01020304");
@@ -216,24 +216,24 @@ static void test_cmds(void **state)
 	static const uint8_t v0[4] = { 0, 0, 0, 0 }, v1[4] = { 1, 0, 0, 0 }, v2[4] = { 2, 0, 0, 0 },
 			     v3[4] = { 3, 0, 0, 0 };
 	assert_int_equal(proto_decode_ack(v0, 4, &ack), 0);
-	assert_int_equal(ack, ACK_OK);
+	assert_int_equal(ack, PROTO_ACK_OK);
 	assert_int_equal(proto_decode_ack(v1, 4, &ack), 0);
-	assert_int_equal(ack, ACK_SERVICE_NOT_EXIST);
+	assert_int_equal(ack, PROTO_ACK_SERVICE_NOT_EXIST);
 	assert_int_equal(proto_decode_ack(v2, 4, &ack), 0);
-	assert_int_equal(ack, ACK_AUTH_FAILED);
+	assert_int_equal(ack, PROTO_ACK_AUTH_FAILED);
 	assert_int_equal(proto_decode_ack(v3, 4, &ack), MR_EPROTO_TAG);
-	assert_int_equal(ack, ACK_AUTH_FAILED);
+	assert_int_equal(ack, PROTO_ACK_AUTH_FAILED);
 
 	assert_int_equal(proto_decode_ctrl_cmd(v0, 4, &cc), 0);
-	assert_int_equal(cc, CMD_CREATE_DATA_CHANNEL);
+	assert_int_equal(cc, PROTO_CMD_CREATE_DATA_CHANNEL);
 	assert_int_equal(proto_decode_ctrl_cmd(v1, 4, &cc), 0);
-	assert_int_equal(cc, CMD_HEARTBEAT);
+	assert_int_equal(cc, PROTO_CMD_HEARTBEAT);
 	assert_int_equal(proto_decode_ctrl_cmd(v2, 4, &cc), MR_EPROTO_TAG);
 
 	assert_int_equal(proto_decode_data_cmd(v0, 4, &dc), 0);
-	assert_int_equal(dc, DATA_START_TCP);
+	assert_int_equal(dc, PROTO_DATA_START_TCP);
 	assert_int_equal(proto_decode_data_cmd(v1, 4, &dc), 0);
-	assert_int_equal(dc, DATA_START_UDP);
+	assert_int_equal(dc, PROTO_DATA_START_UDP);
 	assert_int_equal(proto_decode_data_cmd(v2, 4, &dc), MR_EPROTO_TAG);
 
 	/* "GET " and high bytes: unknown tags */
@@ -255,7 +255,7 @@ static void test_cmds(void **state)
 	/* trailing bytes ignored */
 	static const uint8_t v1x[6] = { 1, 0, 0, 0, 9, 9 };
 	assert_int_equal(proto_decode_ctrl_cmd(v1x, sizeof(v1x), &cc), 0);
-	assert_int_equal(cc, CMD_HEARTBEAT);
+	assert_int_equal(cc, PROTO_CMD_HEARTBEAT);
 }
 
 static void addr_v4(struct addr *a, const char *ip, uint16_t port)

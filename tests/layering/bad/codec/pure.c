@@ -1,0 +1,2 @@
+/* fixture: the layering check must reject this tree */
+#include "base/loop.h"

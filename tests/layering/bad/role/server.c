@@ -1,0 +1,2 @@
+/* fixture: a role including another role */
+#include "role/client.h"
