@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conf.h"
+#include "codec/conf.h"
 
 static void print_key(void *arg, const struct conf_key_info *k)
 {
