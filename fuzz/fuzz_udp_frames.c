@@ -1,9 +1,9 @@
-/* Fuzz target for the UDP frame reader (udp_parser_feed, spec §3.7).
+/* Fuzz target for the UDP frame reader (udp_parser_feed, protocol.md#p-udp-frame).
  *
  * Input: 4 bytes that seed the chunking, then the byte stream of a UDP data
  * channel. The stream is fed to the parser in pseudo-random chunk sizes
  * (1 byte up to the whole rest) and the result must equal a one-shot
- * reference decode written here from the spec, whatever the chunking:
+ * reference decode written here from docs/protocol.md, whatever the chunking:
  * - the same frames (address, port, payload bytes) in the same order;
  * - the same error (MR_EPROTO_SHORT / MR_EPROTO_TAG) after the same frames,
  *   and the parser stays failed;

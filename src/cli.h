@@ -1,4 +1,4 @@
-/* cli: the command line (rathole-compatible, spec §10.1, plus `check`).
+/* cli: the command line (rathole-compatible, protocol.md#p-cli, plus `check`).
  * Pure parsing: no I/O besides writing usage errors to the given stream. */
 #ifndef MOLERAT_CLI_H
 #define MOLERAT_CLI_H

@@ -1,4 +1,4 @@
-/* backoff: rathole's exponential backoff (spec §6.2, §6.3). */
+/* backoff: rathole's exponential backoff (protocol.md#p-backoff, protocol.md#p-backoff-uses). */
 #include "base/backoff.h"
 
 #include <math.h>

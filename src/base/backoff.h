@@ -1,5 +1,5 @@
 /* backoff: rathole's exponential backoff (the `backoff` crate 0.4, spec
- * §6.2), in milliseconds, with the clock and the random source supplied by
+ * protocol.md#p-backoff), in milliseconds, with the clock and the random source supplied by
  * the caller. Pure code: no timers, no sleeping, no global state.
  *
  * Use: backoff_init() (which also resets), then backoff_next() each time an
@@ -50,7 +50,7 @@ int backoff_init(struct backoff *b, const struct backoff_params *p, uint64_t now
 		 backoff_rand_fn rand, void *rand_ctx);
 /* current = initial, start = now_ms. */
 void backoff_reset(struct backoff *b, uint64_t now_ms);
-/* The next delay (spec §6.2):
+/* The next delay (protocol.md#p-backoff):
  *  1. max_elapsed set and now - start > max_elapsed: give up;
  *  2. d drawn uniformly from [current x (1 - r), current x (1 + r)];
  *  3. current = max_interval if current >= max_interval / multiplier,
@@ -62,14 +62,14 @@ void backoff_reset(struct backoff *b, uint64_t now_ms);
  * counts as 0 elapsed. */
 int backoff_next(struct backoff *b, uint64_t now_ms, uint64_t *delay_ms);
 
-/* Presets (spec §6.3). */
+/* Presets (protocol.md#p-backoff-uses). */
 
 /* A client control channel attempt lasting longer than this resets its
- * backoff (spec §6.1). */
+ * backoff (protocol.md#p-constants). */
 enum { BACKOFF_CTRL_RESET_MS = 3000, BACKOFF_CTRL_FLOOR_MS = 100 };
 
 /* Client control channel reconnect: 0.5 s, x3.0, ±20%, cap retry_interval
- * seconds, no give-up. Deviation from rathole (Q7): a cap below 100 ms
+ * seconds, no give-up. Deviation from rathole (protocol.md#q7): a cap below 100 ms
  * (retry_interval = 0) is raised to BACKOFF_CTRL_FLOOR_MS instead of
  * retrying in a busy loop. Reset when an attempt lasted > 3 s. */
 struct backoff_params backoff_params_control(uint64_t retry_interval_secs);

@@ -38,13 +38,13 @@ int sock_peer_addr(int fd, struct addr *a);
 
 /* TCP_NODELAY on (on != 0) or off. Returns 0 or -errno. */
 int sock_set_nodelay(int fd, int on);
-/* SO_KEEPALIVE=1, TCP_KEEPIDLE=idle_secs, TCP_KEEPINTVL=interval_secs (spec
- * §7.0); TCP_KEEPCNT is not touched. Every option is attempted; returns 0
+/* SO_KEEPALIVE=1, TCP_KEEPIDLE=idle_secs, TCP_KEEPINTVL=interval_secs
+ * (protocol.md#p-transport-common); TCP_KEEPCNT is not touched. Every option is attempted; returns 0
  * or the first failure's -errno (-EINVAL for 0 or values the kernel
  * refuses, > 32767 on Linux). The caller only logs a failure. */
 int sock_set_keepalive(int fd, unsigned idle_secs, unsigned interval_secs);
 
-/* Raises RLIMIT_NOFILE's soft limit to the hard limit (spec §10.2); returns
+/* Raises RLIMIT_NOFILE's soft limit to the hard limit (protocol.md#p-startup); returns
  * the new soft limit (capped at LONG_MAX), or -errno (the soft limit is
  * then unchanged; the caller ignores the error, as rathole does). When the
  * hard limit is unlimited, the soft limit goes to /proc/sys/fs/nr_open. */

@@ -19,7 +19,7 @@ struct addr {
 	socklen_t len;
 };
 
-/* Splits "host:port" at the LAST ':' (spec §7.2, Q11); strips [] around an
+/* Splits "host:port" at the LAST ':' (protocol.md#p-proxy, protocol.md#q11); strips [] around an
  * IPv6 host ("[::1]:80" gives "::1"; "::1:80" also gives "::1", as rathole's
  * resolver does). host gets a NUL-terminated copy (hostcap bytes at most).
  * The port is decimal digits only (leading zeros allowed, no sign, no

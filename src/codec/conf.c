@@ -1,4 +1,4 @@
-/* conf: rathole's configuration schema (spec §8) over the toml tree.
+/* conf: rathole's configuration schema (protocol.md#p-config) over the toml tree.
  *
  * The schema is a set of declarative tables (struct tdef), one row (struct
  * row) per key: name, type, default, bounds, validator, required, reload
@@ -7,10 +7,10 @@
  * (tdef_init), frees (tdef_release) and lists the keys for the
  * documentation (conf_schema_walk); conf_diff.c compares them for hot
  * reload (tdef_equal), through conf_schema.h. Only the cross-key rules of
- * spec §8.7 steps 2-4 are plain code here; the warnings and the settings
+ * protocol.md#p-config-validation steps 2-4 are plain code here; the warnings and the settings
  * this build cannot honour yet are role/conf_check.c.
  *
- * Validation order (spec §8.7): the whole tree is type-checked first, in
+ * Validation order (protocol.md#p-config-validation): the whole tree is type-checked first, in
  * document order (within a table: each key as written, then the missing
  * required keys, as serde does); then [server]; then [client]; then
  * "neither section". The first failure wins. */
@@ -644,7 +644,7 @@ static int walk_table(struct walk *w, const struct toml_node *t, const struct td
 		const struct row *r = &d->rows[i];
 		if (!(r->flags & RF_REQUIRED) || (seen & (1u << i)))
 			continue;
-		if (d == &transport_def)   /* spec Q13: [x.transport.tcp] alone creates it */
+		if (d == &transport_def)   /* protocol.md#q13: [x.transport.tcp] alone creates it */
 			return walk_fail(w, t->line, t->col,
 					 "type is required; add type = \"tcp\" (a [%s.tcp] header alone "
 					 "also creates [%s], which then needs type)", w->path, w->path);
@@ -758,7 +758,7 @@ static void tcp_release(void *base)
 }
 
 /* ---------------------------------------------------------------------- */
-/* validators and the cross-key rules (spec §8.7 steps 2-4) */
+/* validators and the cross-key rules (protocol.md#p-config-validation steps 2-4) */
 
 /* Quotes a URL with what looks like credentials (between "//" and the
  * last '@' before the next '/') replaced by "***". */

@@ -1,8 +1,8 @@
-/* conf: rathole's configuration schema (spec §8) over the toml tree.
+/* conf: rathole's configuration schema (protocol.md#p-config) over the toml tree.
  *
  * TOML text -> toml tree -> schema table (one declarative row per key:
  * name, type, default, bounds, validator, reload class) -> an immutable
- * struct conf. Validation follows spec §8.7 in order; the first failure
+ * struct conf. Validation follows protocol.md#p-config-validation in order; the first failure
  * wins. Errors carry file:line:col, the key path and what to do.
  *
  * Ownership: conf_load*() returns a struct conf the caller frees with
@@ -127,12 +127,12 @@ struct conf *conf_load_buffer(const char *path, const char *text, size_t len, st
  * local_private_key). NULL-safe. */
 void conf_free(struct conf *c);
 
-/* Run mode from flags and file (spec §8.8). Returns CONF_MODE_SERVER or
+/* Run mode from flags and file (protocol.md#p-run-mode). Returns CONF_MODE_SERVER or
  * CONF_MODE_CLIENT, or CONF_MODE_AUTO with *err filled when it cannot be decided
  * (both sections and no flag; the chosen section missing). */
 enum conf_mode conf_pick_mode(const struct conf *c, enum conf_mode flag, struct conf_error *err);
 
-/* Reload class of a key (spec §9.2): a hot key (anything inside
+/* Reload class of a key (protocol.md#p-reload-diff): a hot key (anything inside
  * [*.services.NAME]) is applied by Delete/Add of that service; a general
  * key restarts the instance. */
 enum conf_reload { CONF_RELOAD_GENERAL = 0, CONF_RELOAD_HOT };

@@ -1,4 +1,4 @@
-/* conf_diff: hot reload (spec §9.2): compares two validated configs with
+/* conf_diff: hot reload (protocol.md#p-reload-diff): compares two validated configs with
  * the schema's tables (codec/conf_schema.h). tdef_equal is the generic
  * deep equality of two structs of a table; a general change (a section
  * added or removed, a key of reload class general) wins over service

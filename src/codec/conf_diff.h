@@ -1,4 +1,4 @@
-/* conf_diff: hot reload (spec §9.2): what changed between two validated
+/* conf_diff: hot reload (protocol.md#p-reload-diff): what changed between two validated
  * configs, by the schema's reload classes: nothing, a general key (restart
  * the instance), or only services (delete and add those).
  *
@@ -12,7 +12,7 @@
 
 #include "codec/conf.h"
 
-/* Hot reload (spec §9.2): compares two validated configs.
+/* Hot reload (protocol.md#p-reload-diff): compares two validated configs.
  * CONF_SAME: nothing to do. CONF_GENERAL: a section was added or removed,
  * or a key outside the services changed (reload class general): restart
  * the instance; the lists are empty. CONF_SERVICES: only services changed;

@@ -1,5 +1,5 @@
 /* conf_url: absolute URL parsing as rathole's url crate (2.3/2.4, WHATWG URL
- * Standard) does it, for `client.transport.tcp.proxy` (spec §7.2, §8.6).
+ * Standard) does it, for `client.transport.tcp.proxy` (protocol.md#p-proxy, protocol.md#p-config-transport).
  *
  * Only what decides "does it parse" and what the proxy dialer needs is
  * computed: scheme, credentials (kept percent-encoded, as rathole uses

@@ -1,5 +1,5 @@
 /* conf_url: absolute URL parsing as rathole's url crate (WHATWG URL
- * Standard) does it, for client.transport.tcp.proxy (spec §7.2, §8.6): only
+ * Standard) does it, for client.transport.tcp.proxy (protocol.md#p-proxy, protocol.md#p-config-transport): only
  * what decides "does it parse" and what the proxy dialer needs (scheme,
  * credentials, host, port). Pure: no I/O, no resolver.
  *
@@ -25,7 +25,7 @@ struct conf_url {
 				       * dotted form, an IPv6 in brackets ("[::1]"),
 				       * as url::Url::host_str() gives it */
 	bool has_port;                /* false when absent or the scheme's default
-				       * (http://h:80): rathole then panics (Q12) */
+				       * (http://h:80): rathole then panics (protocol.md#q12) */
 	uint16_t port;                /* valid when has_port */
 };
 

@@ -1,4 +1,4 @@
-/* keygen: base64, X25519 key pairs, --genkey output (spec §7.4). */
+/* keygen: base64, X25519 key pairs, --genkey output (protocol.md#p-noise). */
 #include "codec/keygen.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* keygen: base64 for Noise keys, X25519 key pairs, and `--genkey` output
- * (spec §7.4 "Keys" and "--genkey").
+ * (protocol.md#p-noise "Keys" and "--genkey").
  *
  * Base64 is the standard alphabet (A-Z a-z 0-9 + /). Encoding always pads
  * with '='. Decoding accepts input with or without padding, and rejects

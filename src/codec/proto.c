@@ -1,4 +1,4 @@
-/* proto: rathole 0.5 wire messages (spec §2, §3).
+/* proto: rathole 0.5 wire messages (protocol.md#p-encoding, protocol.md#p-messages).
  *
  * bincode 1.x legacy encoding: enum tags are u32 little-endian, fixed-size
  * arrays have no length prefix, integers are fixed width little-endian, and

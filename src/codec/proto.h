@@ -1,4 +1,4 @@
-/* proto: rathole 0.5 wire messages (spec §2, §3). Pure functions over byte
+/* proto: rathole 0.5 wire messages (protocol.md#p-encoding, protocol.md#p-messages). Pure functions over byte
  * buffers: no sockets, no allocation. A decoder never reads past len.
  *
  * Every message but the UDP frame has a fixed size: the reader gathers
@@ -60,7 +60,7 @@ int proto_digest_equal(const uint8_t a[PROTO_DIGEST_LEN], const uint8_t b[PROTO_
  * 0, or MR_ECRYPTO. */
 int proto_random(uint8_t *out, size_t len);
 
-/* UDP frame header (spec §3.7): hlen byte + SocketAddr + u16 len.
+/* UDP frame header (protocol.md#p-udp-frame): hlen byte + SocketAddr + u16 len.
  * encode writes 1 + 12 or 1 + 24 bytes into out (cap >= 25) and returns
  * that size, or MR_EFORMAT for an address family other than v4/v6, or
  * MR_ELIMIT when cap is too small. Only the family, address and port of

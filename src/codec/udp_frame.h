@@ -1,4 +1,4 @@
-/* udp_frame: the reader of UDP frames on a data channel (spec §3.7), pure:
+/* udp_frame: the reader of UDP frames on a data channel (protocol.md#p-udp-frame), pure:
  * no I/O, no allocation, no loop. Both UDP roles (plane/udp_chan.c) feed
  * it what they read from the data channel, and the fuzz target
  * (fuzz/fuzz_udp_frames.c) checks it against a reference decode.

@@ -58,7 +58,7 @@ void pipe_pool_free(struct pipe_pool *p);
 unsigned pipe_pool_in_use(const struct pipe_pool *p);
 
 /* The relays of one process, so shutdown can end those still running
- * (spec §9.3 lets them run across a reload; at exit they are closed).
+ * (protocol.md#p-reload-apply lets them run across a reload; at exit they are closed).
  * Zero-initialise and embed it; relays link themselves in and out. */
 struct relay_set {
 	struct list relays;   /* of struct relay, newest first; relays.n running */

@@ -1,5 +1,5 @@
-/* udp: UDP services over a stream data channel (spec §3.7, §5.6), both
- * roles, without rathole's 2,048-byte truncation (Q8): datagrams up to
+/* udp: UDP services over a stream data channel (protocol.md#p-udp-frame, protocol.md#p-udp), both
+ * roles, without rathole's 2,048-byte truncation (protocol.md#q8): datagrams up to
  * 65,507 bytes cross whole, empty ones as empty frames.
  *
  * Frames on the data channel: hlen:u8 | SocketAddr + len:u16 (proto.h's
@@ -23,7 +23,7 @@
  * v4-mapped) on a v4 socket; a v4 address on a v6 socket is sent as
  * v4-mapped (fails, and is dropped, only on a V6ONLY socket).
  * When the attached channel breaks, lost() is called and the session
- * attaches another one (the spare pooled channel, §5.1) with
+ * attaches another one (the spare pooled channel, protocol.md#p-pool) with
  * udp_server_attach, so UDP recovers without a control-channel reconnect.
  *
  * Client side (udp_client_*): one forwarder per data channel; a mapping

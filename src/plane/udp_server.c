@@ -242,7 +242,7 @@ static bool usrv_dest(const struct udp_server *u, const struct addr *from, struc
 }
 
 /* Frames from the client go to the visitor they name (rathole trusts the
- * address: the protocol, Q8). */
+ * address: the protocol, protocol.md#q8). */
 static bool usrv_send_err(void *owner, const struct udp_sendq *q, unsigned i, int err,
 			  unsigned ndrop)
 {

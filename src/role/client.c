@@ -21,7 +21,7 @@
 
 enum {
 	CONNECT_TIMEOUT_MS = 10000,   /* per address tried */
-	HANDSHAKE_MS = 10000,         /* connect + handshake + Ack (Q5: rathole has none) */
+	HANDSHAKE_MS = 10000,         /* connect + handshake + Ack (protocol.md#q5: rathole has none) */
 	MAX_DATA_CHANNELS = 8192,     /* data channels connecting or pooled, per client */
 };
 
@@ -247,7 +247,7 @@ static void dc_on_open(struct chan *c, void *owner)
 	uint8_t hello[PROTO_HELLO_LEN];
 	proto_encode_hello(hello, PROTO_HELLO_DATA, d->key);
 	chan_send(c, hello, sizeof(hello));
-	chan_expect(c, PROTO_CMD_LEN);   /* no timeout: a pooled channel may wait for hours (Q25) */
+	chan_expect(c, PROTO_CMD_LEN);   /* no timeout: a pooled channel may wait for hours (protocol.md#q25) */
 }
 
 static void dc_on_error(struct chan *c, void *owner, int err)
@@ -357,7 +357,7 @@ static void cs_close_conn(struct csvc *s)
 	loop_timer_stop(s->cl->env.loop, &s->deadline);
 }
 
-/* A failed attempt: close, then sleep for the next backoff interval (§4.1
+/* A failed attempt: close, then sleep for the next backoff interval (protocol.md#p-control-client
  * step 9). */
 static void cs_fail(struct csvc *s, const char *what, int err)
 {

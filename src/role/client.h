@@ -1,13 +1,13 @@
 /* client: the client role (control plane). One control channel per service
- * (spec §4.1) with rathole's reconnect backoff (§6.2, §6.3; a 100 ms floor
- * instead of Q7's busy loop); for each CreateDataChannel a data channel
- * (§5.2) that, on StartForwardTcp, connects local_addr and hands both ends
+ * (protocol.md#p-control-client) with rathole's reconnect backoff (protocol.md#p-backoff, protocol.md#p-backoff-uses; a 100 ms floor
+ * instead of protocol.md#q7's busy loop); for each CreateDataChannel a data channel
+ * (protocol.md#p-data-client) that, on StartForwardTcp, connects local_addr and hands both ends
  * to a relay.
  *
  * Ownership: the client points into the conf it was given (see server.h):
  * the conf_client and every conf_service added must outlive it. client_free
  * closes every control channel and every data channel not yet relaying;
- * running relays finish on their own (spec §9.3). */
+ * running relays finish on their own (protocol.md#p-reload-apply). */
 #ifndef MOLERAT_CLIENT_H
 #define MOLERAT_CLIENT_H
 

@@ -17,7 +17,7 @@
 
 /* Warnings beyond rathole's rules (a key file that does not exist, an
  * unusable noise key, a proxy without a port...) and the problems rathole
- * only finds at instance start (Q14) or by panicking (Q15): one line each,
+ * only finds at instance start (protocol.md#q14) or by panicking (protocol.md#q15): one line each,
  * "FILE:LINE:COL: key.path: what; what to do", passed to warn() (which may
  * be NULL to only count). mode CONF_MODE_SERVER / CONF_MODE_CLIENT checks that
  * section only, CONF_MODE_AUTO every section present; the cross-section checks

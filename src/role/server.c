@@ -18,7 +18,7 @@
 #include "xport/stack.h"
 #include "base/util.h"
 
-/* Bounds (spec Q30: rathole has none). */
+/* Bounds (protocol.md#q30: rathole has none). */
 enum {
 	MAX_HANDSHAKES = 1024,       /* connections on bind_addr not yet authenticated */
 	HANDSHAKE_MS = 10000,        /* transport handshake + Hello + Auth */
@@ -67,7 +67,7 @@ enum listener_state {
 			     * kernel's backlog holds newcomers) until one is paired */
 };
 
-/* One authenticated control channel and everything tied to it (§4.4). */
+/* One authenticated control channel and everything tied to it (protocol.md#p-control-replace). */
 struct session {
 	struct server *srv;
 	struct svc *svc;
@@ -302,7 +302,7 @@ static void pooled_on_error(struct chan *c, void *owner, int err)
 	if (v) {
 		/* StartForwardTcp could not be written: the visitor goes back to
 		 * the front, waits afresh, and one more channel is asked for
-		 * (§5.1) */
+		 * (protocol.md#p-pool) */
 		list_push_front(&s->visitors, &v->link);
 		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
 	}
@@ -367,7 +367,7 @@ static const struct chan_cbs pooled_cbs = {
 	.on_drain = pooled_on_drain,
 };
 
-/* Requests one more data channel from the client (§5.1). */
+/* Requests one more data channel from the client (protocol.md#p-pool). */
 static void session_request(struct session *s)
 {
 	if (!s->ctrl)
@@ -376,7 +376,7 @@ static void session_request(struct session *s)
 	proto_encode_u32(cmd, PROTO_CMD_CREATE_DATA_CHANNEL);
 	int r = chan_send(s->ctrl, cmd, sizeof(cmd));
 	if (r < 0) {
-		/* a failed write ends the control channel (§4.2 step 7); a
+		/* a failed write ends the control channel (protocol.md#p-control-server step 7); a
 		 * full queue means the client stopped reading */
 		log_warn("service %s: cannot request a data channel: %s", svc_label(s->svc), mr_strerror(r));
 		session_end(s, "cannot write to the control channel");
@@ -401,7 +401,7 @@ static void pooled_start(struct session *s, struct pooled *p)
 		pooled_on_drain(p->chan, p);
 }
 
-/* Pairs waiting visitors with pooled data channels, oldest first (§5.4). */
+/* Pairs waiting visitors with pooled data channels, oldest first (protocol.md#p-tcp-pairing). */
 static void session_pair(struct session *s)
 {
 	while (list_first(&s->visitors) && list_first(&s->pool) && !s->ending) {
@@ -416,7 +416,7 @@ static void session_pair(struct session *s)
 }
 
 /* Gives the UDP forwarder a data channel when it has none: the oldest
- * pooled one gets StartForwardUdp (§5.6). The other pooled channel stays as
+ * pooled one gets StartForwardUdp (protocol.md#p-udp). The other pooled channel stays as
  * the spare that replaces a broken one without a reconnect. */
 static void session_udp_feed(struct session *s)
 {
@@ -706,7 +706,7 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 	backoff_init(&s->bo, &bp, loop_now(loop), NULL, NULL);
 	v->session = s;
 	chan_set_owner(ctrl, &ctrl_cbs, s);
-	chan_expect(ctrl, 0);   /* read, so a client that went away is noticed (Q3) */
+	chan_expect(ctrl, 0);   /* read, so a client that went away is noticed (protocol.md#q3) */
 	session_listen(s);
 	if (s->ending)
 		return;
@@ -806,7 +806,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 		session_add_channel(s, c);
 		return;
 	}
-	/* control channel: nonce first, then the lookup (§4.2, Q2) */
+	/* control channel: nonce first, then the lookup (protocol.md#p-control-server, protocol.md#q2) */
 	xport_set_nodelay(chan_xport(h->chan), 1);
 	if (proto_random(h->nonce, sizeof(h->nonce)) < 0) {
 		log_error("connection from %s: no random bytes for a nonce; closed", h->peer);
@@ -872,7 +872,7 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 	struct server *srv = w->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		if (srv->handshakes.n >= srv->max_handshakes) {
-			/* backpressure, not refusal (Q30: a burst of visitors
+			/* backpressure, not refusal (protocol.md#q30: a burst of visitors
 			 * still gets its data channels): newcomers wait in the
 			 * listen backlog until a handshake ends (hs_free) */
 			if (warn_ok(loop, &srv->last_warn))

@@ -1,7 +1,7 @@
 /* server: the server role (control plane). Accepts client connections on
- * server.bind_addr, authenticates control channels (spec §4.2), keeps one
+ * server.bind_addr, authenticates control channels (protocol.md#p-control-server), keeps one
  * session per service (its visitor listener, its pool of data channels,
- * heartbeats), and pairs visitors with data channels FIFO (§5.4); each pair
+ * heartbeats), and pairs visitors with data channels FIFO (protocol.md#p-tcp-pairing); each pair
  * is handed to a relay, which lives on by itself.
  *
  * Ownership: the server points into the conf it was given (the config is
@@ -9,7 +9,7 @@
  * conf_service added must outlive the server, or the service, which keeps
  * no copies. server_free closes the listener, every handshake,
  * every session (listeners, pooled data channels, waiting visitors); relays
- * already running are not touched and finish on their own (spec §9.3). */
+ * already running are not touched and finish on their own (protocol.md#p-reload-apply). */
 #ifndef MOLERAT_SERVER_H
 #define MOLERAT_SERVER_H
 
@@ -26,7 +26,7 @@ void server_free(struct server *s);
 
 /* Hot reload of services: removes, then adds (or replaces) the named
  * services; a removed or replaced service's control channel is dropped
- * (spec §9.3). */
+ * (protocol.md#p-reload-apply). */
 void server_remove_service(struct server *s, const struct conf_service *svc);
 int server_add_service(struct server *s, const struct conf_service *svc);
 

@@ -1,4 +1,4 @@
-/* dial: resolve, then connect to each address in turn (spec Q19 fixed:
+/* dial: resolve, then connect to each address in turn (protocol.md#q19 fixed:
  * rathole tries only the first). One io watcher waits for the connect, one
  * timer bounds it (and, before the first attempt of dial_start_addrs,
  * moves the start out of the caller's stack frame). */

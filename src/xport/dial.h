@@ -1,6 +1,6 @@
 /* dial: an outbound TCP connection to "host:port": resolve (dns), then try
  * every resolved address in turn, each with a connect timeout, until one
- * connects (spec Q19 fixed). Later the proxy steps (socks5, http CONNECT)
+ * connects (protocol.md#q19 fixed). Later the proxy steps (socks5, http CONNECT)
  * slot in here too, before the transport handshake.
  *
  * Ownership: the dial is owned by dial until its callback has run or it was
@@ -11,7 +11,7 @@
  * dial_cancel would touch the freed request).
  *
  * The connected socket gets no options here: the caller applies keepalive
- * and TCP_NODELAY (spec §7.0) after the callback. */
+ * and TCP_NODELAY (protocol.md#p-transport-common) after the callback. */
 #ifndef MOLERAT_DIAL_H
 #define MOLERAT_DIAL_H
 
@@ -39,7 +39,7 @@ typedef void (*dial_cb)(void *arg, int fd, int err, const struct addr *peer);
 struct dial *dial_start(struct loop *loop, struct dns *dns, const char *addr,
 			unsigned timeout_ms, dial_cb cb, void *arg, int *err);
 /* Like dial_start with the addresses already resolved (the client reuses the
- * control channel's address for its data channels, spec §4.1; tests use it
+ * control channel's address for its data channels, protocol.md#p-control-client; tests use it
  * to prove that every address is tried). Takes a copy of the first
  * DNS_MAX_ADDRS of addrs[0..n). n == 0 fails from the loop with MR_EDNS. */
 struct dial *dial_start_addrs(struct loop *loop, const struct addr *addrs, size_t n,

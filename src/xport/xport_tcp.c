@@ -129,7 +129,7 @@ struct xport *xport_tcp_new(int fd)
 
 void xport_tcp_apply_opts(int fd, const struct tcp_opts *o)
 {
-	/* spec §7.0: keepalive is always on; TCP_KEEPCNT is left alone; a
+	/* protocol.md#p-transport-common: keepalive is always on; TCP_KEEPCNT is left alone; a
 	 * failure is only logged, as rathole does */
 	int r = sock_set_keepalive(fd, o->keepalive_secs, o->keepalive_interval);
 	if (r < 0)

@@ -752,7 +752,7 @@ CREATE_DATA_CHANNEL = b"\x00\x00\x00\x00"
 
 
 class FakeServer:
-    """The server side of the protocol written from the spec, listening on
+    """The server side of the protocol written from docs/protocol.md, listening on
     127.0.0.1 for a molerat client; the tests drive it message by message."""
 
     def __init__(self):

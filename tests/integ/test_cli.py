@@ -1,4 +1,4 @@
-"""The command line (spec §10.1, §8.8, §7.4 --genkey) and `molerat check`."""
+"""The command line (protocol.md#p-cli, protocol.md#p-run-mode, protocol.md#p-noise --genkey) and `molerat check`."""
 import base64
 import glob
 import os
@@ -69,7 +69,7 @@ def x25519_public_openssl(priv):
 
 
 def test_x25519_helpers_agree():
-    """The two derivations used above give the RFC 7748 §6.1 answer."""
+    """The two derivations used above give the RFC 7748 protocol.md#p-constants answer."""
     priv = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
     pub = bytes.fromhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
     assert x25519_public_openssl(priv) == pub
@@ -281,7 +281,7 @@ def test_bad_log_level_warned_once(tmp_path, cmd):
         assert "INFO" in err, err   # info, the default, still applies
 
 
-# -- run mode (§8.8)
+# -- run mode (protocol.md#p-run-mode)
 
 
 def both_sections(server_port, remote_port):
@@ -345,7 +345,7 @@ def test_mode_server_flag_without_server_section(procs):
     assert rc is not None and rc > 0, f"status {rc}\n{m.tail()}"
 
 
-# -- logging (§10.3 as adapted: logs on stderr, MOLERAT_LOG)
+# -- logging (protocol.md#p-logging as adapted: logs on stderr, MOLERAT_LOG)
 
 
 @pytest.mark.parametrize("level", ["debug", "error"])

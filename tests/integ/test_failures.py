@@ -1,5 +1,6 @@
-"""Failures, restarts and process lifecycle (spec §4.2-§4.4, §5.4, §10.4,
-§13 items 8, 9, 12)."""
+"""Failures, restarts and process lifecycle (protocol.md#p-control-server to
+protocol.md#p-control-replace, protocol.md#p-tcp-pairing, protocol.md#p-signals,
+protocol.md#p-interop-checklist items 8, 9, 12)."""
 import os
 import re
 import signal
@@ -127,7 +128,7 @@ def test_half_sent_hello_does_not_block(procs, echo):
 
 def test_server_restart(procs, relay, echo):
     """Restarting the server: the client reconnects by itself and traffic
-    flows again within 5 s of the new server's start (spec §6.3, §13.8)."""
+    flows again within 5 s of the new server's start (protocol.md#p-backoff-uses, protocol.md#p-interop-checklist item 8)."""
     t = mrlib.Tunnel(procs, [{"name": "svc", "local": echo.port}], relay=relay).start()
     rc, killed = t.server.stop()
     assert (rc, killed) == (0, False)
@@ -153,7 +154,7 @@ def test_client_restart(procs, relay, echo):
 
 def test_second_client_newest_wins(procs, relay, services):
     """A second client for the same service takes over (newest wins,
-    spec §4.4); the service keeps working; with the first client gone, the
+    protocol.md#p-control-replace); the service keeps working; with the first client gone, the
     second one serves every visitor."""
     a = services.reply(tag=b"A")
     b = services.reply(tag=b"B")
@@ -165,7 +166,7 @@ def test_second_client_newest_wins(procs, relay, services):
     client_b = t.start_client(services=svc_b, name="clientB")
     ok, last, took = mrlib.wait_roundtrip(port, b.expect, timeout=mrlib.slow(5))
     assert ok, f"second client never took over: {last!r}\n{procs.dump()}"
-    # while both run they may evict each other (Q21); every answer must be
+    # while both run they may evict each other (protocol.md#q21); every answer must be
     # correct from one of them
     good = 0
     for i in range(10):

@@ -1,5 +1,5 @@
-"""TCP forwarding through a real molerat server and client (spec §5.4, §5.5,
-§13 items 5, 6). Every test runs with the splice relay and the copy relay."""
+"""TCP forwarding through a real molerat server and client (protocol.md#p-tcp-pairing, protocol.md#p-tcp-relay,
+protocol.md#p-interop-checklist items 5, 6). Every test runs with the splice relay and the copy relay."""
 import asyncio
 import hashlib
 import os
@@ -123,7 +123,7 @@ def test_burst_beyond_handshake_limit(procs, echo):
     """A burst of visitors asks for more data channels at once than the
     server lets handshake at a time (lowered to 4 here; 1,024 normally):
     the extra data channels wait in the listen backlog instead of being
-    refused, so every visitor is served (spec Q30)."""
+    refused, so every visitor is served (protocol.md#q30)."""
     n = 200
     t = mrlib.Tunnel(procs, [{"name": "burst", "local": echo.port}],
                      server_env={"MOLERAT_TEST_MAX_HANDSHAKES": "4"}).start()
@@ -136,7 +136,7 @@ def test_burst_beyond_handshake_limit(procs, echo):
 
 def test_half_close(procs, relay, services):
     """The visitor sends, shuts its write side, and still receives the whole
-    reply of a service that answers only after EOF (spec §5.5)."""
+    reply of a service that answers only after EOF (protocol.md#p-tcp-relay)."""
     svc = services.reply(tag=b"H")
     t = mrlib.Tunnel(procs, [{"name": "half", "local": svc.port}], relay=relay)
     t.start(expect=svc.expect)

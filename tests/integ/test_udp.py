@@ -1,9 +1,9 @@
 """UDP services through real molerat server and client processes on
-loopback (spec §5.6, issue 5): datagrams of every size up to 65,507 bytes
+loopback (protocol.md#p-udp, issue 5): datagrams of every size up to 65,507 bytes
 cross whole in both directions (rathole cuts them at 2,048), visitors are
 kept apart, client mappings expire and come back, a missing local service
 hurts only its own mapping, restarts of either end recover, IPv6 works;
-and the bytes of §3.7/§5.6 checked against a peer written here from the
+and the bytes of protocol.md#p-udp-frame/protocol.md#p-udp checked against a peer written here from the
 spec (a fake server against the molerat client, a fake client against the
 molerat server)."""
 import os
@@ -284,7 +284,7 @@ TOKEN = "udp-wire-token"
 
 
 def read_frame(sock, timeout=5.0):
-    """One frame's bytes, read as the spec's reader does: hlen, header,
+    """One frame's bytes, read as protocol.md's reader does: hlen, header,
     payload."""
     hlen = recv_exact(sock, 1, timeout)
     hdr = recv_exact(sock, hlen[0], timeout)
@@ -293,7 +293,7 @@ def read_frame(sock, timeout=5.0):
 
 
 def test_wire_fake_server_against_client(procs, udp_echo, fake_server):
-    """§5.6 transcript: after StartForwardUdp, the frame for "hello" from a
+    """protocol.md#p-udp transcript: after StartForwardUdp, the frame for "hello" from a
     visitor comes back (through the local echo) as the same bytes; so do
     frames of every size, IPv6 `from`s, and an empty datagram."""
     e = udp_echo()
@@ -304,16 +304,16 @@ def test_wire_fake_server_against_client(procs, udp_echo, fake_server):
         d = fake_server.data_channel(ctl, key)
         try:
             d.sendall(START_UDP)
-            # the spec's frame, with a 127.0.0.1 visitor address
+            # protocol.md's frame, with a 127.0.0.1 visitor address
             f = bytes.fromhex("0c 00000000 7f000001 6cca 0500 68656c6c6f")
             assert f == uh.frame("127.0.0.1", 51820, b"hello")
             d.sendall(f)
             assert read_frame(d) == f
-            # the spec's own 203.0.113.7:51820 frame: `from` is only a key
+            # protocol.md's own 203.0.113.7:51820 frame: `from` is only a key
             f = bytes.fromhex("0c00000000cb0071076cca050068656c6c6f")
             d.sendall(f)
             assert read_frame(d) == f
-            # IPv6 from (§3.7 example)
+            # IPv6 from (protocol.md#p-udp-frame example)
             f = bytes.fromhex("180100000020010db8000000000000000000000001bb010300010203")
             d.sendall(f)
             assert read_frame(d) == f
@@ -334,7 +334,7 @@ def test_wire_fake_server_against_client(procs, udp_echo, fake_server):
 
 def test_wire_fake_server_malformed_frame_closes(procs, udp_echo, fake_server):
     """A frame whose header does not decode (address tag 2) ends the UDP
-    data channel: the client closes it (it may close at once, §5.6)."""
+    data channel: the client closes it (it may close at once, protocol.md#p-udp)."""
     e = udp_echo()
     svc = {"name": "udpsvc", "type": "udp", "token": TOKEN, "local": e.port}
     m = procs.client(mrlib.client_toml(fake_server.port, [svc]))
@@ -411,7 +411,7 @@ def test_wire_fake_client_against_server(procs):
                 v.settimeout(mrlib.slow(3))
                 got, frm = v.recvfrom(65536)
                 assert got == back and frm == (HOST, srv.udp_port)
-            # the spec's exact transcript bytes for "hello" from this visitor
+            # protocol.md's exact transcript bytes for "hello" from this visitor
             v.sendto(b"hello", (HOST, srv.udp_port))
             got = read_frame(d)
             assert got == bytes.fromhex("0c00000000" + "7f000001") + struct.pack("<H", vport) \

@@ -1,5 +1,5 @@
-"""The bytes on the wire, checked by a peer written here from the spec
-(§3, §4.3, §5.7) with plain sockets and hashlib:
+"""The bytes on the wire, checked by a peer written here from docs/protocol.md
+(protocol.md#p-messages, protocol.md#p-control-transcript, protocol.md#p-data-transcript) with plain sockets and hashlib:
 
 (a) a fake CLIENT against a molerat server;
 (b) a fake SERVER against a molerat client.
@@ -294,7 +294,7 @@ def test_server_data_channel_flow(procs, relay):
 
 def test_server_early_visitor_bytes(procs, relay):
     """A visitor that sends before any data channel exists: its bytes wait
-    and flow once a data channel is paired (spec §5.4)."""
+    and flow once a data channel is paired (protocol.md#p-tcp-pairing)."""
     srv = FakeServerSide(procs, relay=relay)
     ctl, nonce, key = srv.control()
     try:
@@ -315,7 +315,7 @@ def test_server_early_visitor_bytes(procs, relay):
 
 
 def test_server_replaces_control_channel(procs):
-    """A second authenticated control channel closes the first (§4.4)."""
+    """A second authenticated control channel closes the first (protocol.md#p-control-replace)."""
     srv = FakeServerSide(procs, heartbeat=0)
     first, _, _ = srv.control()
     try:
@@ -392,7 +392,7 @@ def test_client_pool_channels_each_hello(procs, echo, fake_server):
 
 def test_client_reconnects_after_close(procs, echo, fake_server):
     """The control channel closed by the server: the client reconnects
-    after about 0.5 s (first backoff step, ±20%; §6.3)."""
+    after about 0.5 s (first backoff step, ±20%; protocol.md#p-backoff-uses)."""
     m = start_client(procs, fake_server, echo.port)
     ctl, _, _ = fake_server.handshake("echo", TOKEN)
     time.sleep(0.2)
@@ -456,7 +456,7 @@ def test_client_heartbeats_keep_it_alive(procs, echo, fake_server):
 
 def test_client_local_refused_closes_data_channel(procs, fake_server):
     """local_addr refuses: after StartForwardTcp the client closes the data
-    channel without sending anything (§5.5)."""
+    channel without sending anything (protocol.md#p-tcp-relay)."""
     dead = mrlib.free_port()
     start_client(procs, fake_server, dead)
     ctl, _, key = fake_server.handshake("echo", TOKEN)

@@ -183,7 +183,7 @@ class UdpTunnel:
         return (self.host, self.port)
 
 
-# ---- frames (spec §3.7), written out here from the layout
+# ---- frames (protocol.md#p-udp-frame), written out here from the layout
 
 
 def frame(host, port, payload):

@@ -1,4 +1,4 @@
-/* Unit tests for backoff: spec §6.2 algorithm and the §6.3 centre values. */
+/* Unit tests for backoff: protocol.md#p-backoff algorithm and the protocol.md#p-backoff-uses centre values. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

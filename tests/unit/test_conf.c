@@ -1,8 +1,8 @@
-/* Unit tests for conf: the schema of spec §8 (acceptance and rejection
- * cases of §8.7 with exact messages), defaults, run mode (§8.8), the proxy
- * URL parser (§7.2), every file under examples/ and
+/* Unit tests for conf: the schema of protocol.md#p-config (acceptance and rejection
+ * cases of protocol.md#p-config-validation with exact messages), defaults, run mode (protocol.md#p-run-mode), the proxy
+ * URL parser (protocol.md#p-proxy), every file under examples/ and
  * tests/data/conf/{valid,invalid}/ loading or not, and the schema against
- * docs/configuration.md. Hot reload diff (§9.2): test_conf_diff.c; the
+ * docs/configuration.md. Hot reload diff (protocol.md#p-reload-diff): test_conf_diff.c; the
  * warnings and unsupported settings a role checks: test_conf_check.c. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,7 +131,7 @@ static const struct conf_service *svc(const struct conf_service *arr, size_t n, 
 #define SERVER_MIN "[server]\nbind_addr = \"0.0.0.0:2333\"\n"
 
 /* ---------------------------------------------------------------------- */
-/* acceptance (spec §8.7 "Accepted") and defaults */
+/* acceptance (protocol.md#p-config-validation "Accepted") and defaults */
 
 static void test_accept_full_both_sections(void **state)
 {
@@ -317,7 +317,7 @@ static void test_u64_bounds(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
-/* rejection (spec §8.7 "Rejected") with exact messages */
+/* rejection (protocol.md#p-config-validation "Rejected") with exact messages */
 
 static void test_reject_client_tls_without_table(void **state)
 {
@@ -441,7 +441,7 @@ static void test_reject_top_level_key(void **state)
 static void test_reject_transport_tcp_alone(void **state)
 {
 	(void)state;
-	/* spec Q13: [client.transport.tcp] alone creates [client.transport] */
+	/* protocol.md#q13: [client.transport.tcp] alone creates [client.transport] */
 	expect_error(CLIENT_MIN "[client.services]\n[client.transport.tcp]\nnodelay = true\n",
 		     "t.toml:4:9: client.transport: type is required; add type = \"tcp\" (a "
 		     "[client.transport.tcp] header alone also creates [client.transport], which then "
@@ -628,7 +628,7 @@ static void test_token_with_nul(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
-/* run mode (spec §8.8) */
+/* run mode (protocol.md#p-run-mode) */
 
 static void test_pick_mode(void **state)
 {
@@ -660,7 +660,7 @@ static void test_pick_mode(void **state)
 }
 
 /* ---------------------------------------------------------------------- */
-/* the proxy URL parser (spec §7.2) */
+/* the proxy URL parser (protocol.md#p-proxy) */
 
 struct url_case {
 	const char *in;
@@ -801,7 +801,7 @@ static void test_examples_load(void **state)
 	}
 	free(names);
 
-	/* the noise example pair fits together (spec §8.9) */
+	/* the noise example pair fits together (protocol.md#p-config-example) */
 	struct conf_error e;
 	snprintf(dir, sizeof(dir), "%s/examples/noise-server.toml", SOURCE_DIR);
 	struct conf *s = conf_load_file(dir, &e);

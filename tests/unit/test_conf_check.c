@@ -1,6 +1,6 @@
 /* Unit tests for conf_check: what a role checks in a loaded configuration
  * before it starts: the warnings (problems rathole accepts at load but
- * fails on at start, spec Q14, Q15, and more), their positions and mode
+ * fails on at start, protocol.md#q14, protocol.md#q15, and more), their positions and mode
  * filter, the settings this build cannot honour yet, and the warnings of
  * every file under examples/ and tests/data/conf/valid/. */
 #include <stdarg.h>
@@ -163,7 +163,7 @@ static size_t list_toml(const char *dir, char ***out)
 #define SERVER_MIN "[server]\nbind_addr = \"0.0.0.0:2333\"\n"
 
 /* ---------------------------------------------------------------------- */
-/* start-time problems: accepted at load (spec Q14, Q15) */
+/* start-time problems: accepted at load (protocol.md#q14, protocol.md#q15) */
 
 static void test_q14_accepted_with_warnings(void **state)
 {
@@ -193,11 +193,11 @@ static void test_q14_accepted_with_warnings(void **state)
 				  "[client.transport.websocket]\ntls = true\n",
 		       CONF_MODE_AUTO, "t.toml:7:1: client.transport.websocket.tls: tls = true needs a "
 				  "[client.transport.tls] table");
-	/* Q15: websocket over TLS on a server, tls table without pkcs12 */
+	/* protocol.md#q15: websocket over TLS on a server, tls table without pkcs12 */
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"websocket\"\n"
 				  "[server.transport.websocket]\ntls = true\n[server.transport.tls]\n",
 		       CONF_MODE_AUTO, "rathole panics at the first connection");
-	/* Q15: a client with pkcs12 but no password */
+	/* protocol.md#q15: a client with pkcs12 but no password */
 	char text[1024];
 	snprintf(text, sizeof(text),
 		 CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"

@@ -1,4 +1,4 @@
-/* Unit tests for conf_diff: hot reload (spec §9.2): what changed between
+/* Unit tests for conf_diff: hot reload (protocol.md#p-reload-diff): what changed between
  * two validated configs (nothing, a general key, or services), and which
  * services are deleted and added. */
 #include <stdarg.h>
@@ -45,7 +45,7 @@ static const struct conf_service *svc(const struct conf_service *arr, size_t n, 
 #define SERVER_MIN "[server]\nbind_addr = \"0.0.0.0:2333\"\n"
 
 /* ---------------------------------------------------------------------- */
-/* hot reload diff (spec §9.2) */
+/* hot reload diff (protocol.md#p-reload-diff) */
 
 static enum conf_change diff_of(const char *a, const char *b, struct conf_diff *d, struct conf **ca,
 				struct conf **cb)
@@ -142,7 +142,7 @@ static void test_diff_general(void **state)
 		      CLI_BASE "[client.transport]\ntype = \"tcp\"\n[client.transport.tcp]\n"
 			       "proxy = \"socks5://p:1081\"\n",
 		      CONF_GENERAL);
-	/* Q16: role-blind; a [server] change in a combined file is general,
+	/* protocol.md#q16: role-blind; a [server] change in a combined file is general,
 	 * even for a client instance, and wins over service changes */
 	expect_change(SRV_BASE CLI_BASE, SRV_WITH("heartbeat_interval = 5\n", SRV_B) CLI_BASE
 					 "[client.services.c]\nlocal_addr = \"x:3\"\n",

@@ -1,5 +1,5 @@
-/* Unit tests for keygen: base64 (RFC 4648 §10), X25519 (spec §14),
- * --genkey output (spec §7.4). */
+/* Unit tests for keygen: base64 (RFC 4648 protocol.md#p-process), X25519 (protocol.md#p-test-vectors),
+ * --genkey output (protocol.md#p-noise). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -195,7 +195,7 @@ static void test_x25519_spec_vector(void **state)
 	assert_int_equal(keygen_b64_encode(pub, 32, b64, sizeof(b64)), KEYGEN_KEY_B64_LEN);
 	assert_string_equal(b64, SPEC_PUB_B64);
 
-	/* RFC 7748 §6.1 Alice */
+	/* RFC 7748 protocol.md#p-constants Alice */
 	static const char alice_priv[] = "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=";
 	static const char alice_pub[] = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
 	assert_int_equal(dec(alice_priv, priv, sizeof(priv)), 32);

@@ -1,4 +1,4 @@
-/* Unit tests for proto: every hex example of spec §3 and §14. */
+/* Unit tests for proto: every hex example of protocol.md#p-messages and protocol.md#p-test-vectors. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -2,7 +2,7 @@
  * test_udp_frame.c), with a loopback TCP pair standing in for the data
  * channel (our end wrapped by xport_tcp_new, the test's end read and
  * written raw), UDP sockets on 127.0.0.1 and ::1. Frames are built and
- * checked here byte by byte from the layout of spec §3.7, independently of
+ * checked here byte by byte from the layout of protocol.md#p-udp-frame, independently of
  * proto.c. Every loop run is bounded in time. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,7 +77,7 @@ static int udp_socket(const char *host, struct addr *a)
 	return fd;
 }
 
-/* Encodes a frame per spec §3.7, written out here by hand. */
+/* Encodes a frame per protocol.md#p-udp-frame, written out here by hand. */
 static size_t frame(uint8_t *out, const struct addr *from, const uint8_t *p, size_t n)
 {
 	size_t k = 0;
@@ -870,7 +870,7 @@ static void test_client_echo_sizes(void **state)
 	struct echo *ec = client_to_echo(f, "127.0.0.1", &e, &p);
 	struct addr vis = addr_of("203.0.113.7", 51820);
 	uint8_t *buf = malloc(65536), *fr = malloc(65536 + 64);
-	/* §5.6's transcript first: the reply frame is the request frame */
+	/* protocol.md#p-udp's transcript first: the reply frame is the request frame */
 	uint8_t hello[32];
 	size_t hn = unhex("0c00000000cb0071076cca050068656c6c6f", hello, sizeof(hello));
 	peer_write(&p, hello, hn);

@@ -1,6 +1,6 @@
-/* udp_frame: the pure frame reader (spec §3.7): the spec's examples in
+/* udp_frame: the pure frame reader (protocol.md#p-udp-frame): protocol.md's examples in
  * every chunking, zero-copy payloads, decode errors and a payload gathered
- * across feeds. Frames are built here byte by byte from the spec's layout,
+ * across feeds. Frames are built here byte by byte from protocol.md's layout,
  * independently of proto.c. Links molerat_codec alone (no loop, no
  * sockets). */
 #include <stdarg.h>
@@ -46,7 +46,7 @@ static struct addr addr_of(const char *host, uint16_t port)
 	return a;
 }
 
-/* Encodes a frame per spec §3.7, written out here by hand. */
+/* Encodes a frame per protocol.md#p-udp-frame, written out here by hand. */
 static size_t frame(uint8_t *out, const struct addr *from, const uint8_t *p, size_t n)
 {
 	size_t k = 0;
@@ -116,7 +116,7 @@ static void test_parser_spec_examples(void **state)
 {
 	uint8_t in[512];
 	size_t n = 0;
-	/* §3.7: v4 "hello", v6 010203, and an empty v4 frame */
+	/* protocol.md#p-udp-frame: v4 "hello", v6 010203, and an empty v4 frame */
 	n += unhex("0c00000000cb0071076cca050068656c6c6f", in + n, sizeof(in) - n);
 	n += unhex("180100000020010db8000000000000000000000001bb010300010203", in + n, sizeof(in) - n);
 	n += unhex("0c 00000000 01020304 0500 0000", in + n, sizeof(in) - n);
