@@ -122,7 +122,8 @@ void loop_defer(struct loop *l, deferred_fn fn, void *arg)
 
 static uint32_t to_epoll(unsigned ev)
 {
-	return ((ev & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((ev & LOOP_WRITE) ? EPOLLOUT : 0);
+	return ((ev & LOOP_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((ev & LOOP_WRITE) ? EPOLLOUT : 0) |
+	       ((ev & LOOP_PEER_END) ? EPOLLRDHUP : 0);
 }
 
 void loop_io_init(struct io_watcher *w, io_cb cb, void *data)
@@ -368,6 +369,8 @@ int loop_run(struct loop *l)
 			unsigned rev = 0;
 			if (e & (EPOLLIN | EPOLLRDHUP))
 				rev |= LOOP_READ;
+			if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				rev |= LOOP_PEER_END;
 			if (e & EPOLLOUT)
 				rev |= LOOP_WRITE;
 			if (e & (EPOLLERR | EPOLLHUP))

@@ -31,6 +31,10 @@ enum {
 	 * reported together with LOOP_READ|LOOP_WRITE so a handler that reads
 	 * or writes will see the error */
 	LOOP_ERROR = 1u << 2,
+	/* requested alone: only the peer's end of its sending direction (or
+	 * an error) wakes the watcher, never bytes arriving (a socket that
+	 * must not be read yet, but whose peer may leave) */
+	LOOP_PEER_END = 1u << 3,
 };
 
 struct io_watcher;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -145,6 +146,17 @@ static int set_int(int fd, int level, int name, unsigned value)
 	if (setsockopt(fd, level, name, &v, sizeof(v)) != 0)
 		return -errno;
 	return 0;
+}
+
+long sock_unread(int fd)
+{
+	int n = 0;
+	return ioctl(fd, FIONREAD, &n) == 0 ? (long)n : -errno;
+}
+
+int sock_set_user_timeout(int fd, unsigned ms)
+{
+	return setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) == 0 ? 0 : -errno;
 }
 
 int sock_set_keepalive(int fd, unsigned idle_secs, unsigned interval_secs)

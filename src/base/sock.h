@@ -44,6 +44,15 @@ int sock_set_nodelay(int fd, int on);
  * refuses, > 32767 on Linux). The caller only logs a failure. */
 int sock_set_keepalive(int fd, unsigned idle_secs, unsigned interval_secs);
 
+/* Bytes received on fd and not read yet (FIONREAD), or -errno. */
+long sock_unread(int fd);
+
+/* TCP_USER_TIMEOUT: how long sent data may stay unacknowledged (and, with
+ * keepalive, how long probes may go unanswered) before the kernel drops the
+ * connection; 0 = the system's default (minutes of retransmissions).
+ * Returns 0 or -errno. */
+int sock_set_user_timeout(int fd, unsigned ms);
+
 /* Raises RLIMIT_NOFILE's soft limit to the hard limit (protocol.md#p-startup); returns
  * the new soft limit (capped at LONG_MAX), or -errno (the soft limit is
  * then unchanged; the caller ignores the error, as rathole does). When the

@@ -86,6 +86,7 @@ struct conf_server {
 	char *default_token;          /* NULL when unset */
 	size_t default_token_len;
 	uint64_t heartbeat_interval;  /* default 30; 0 disables */
+	uint64_t half_close_timeout;  /* molerat only: default 60; 0 = wait for ever */
 	struct conf_transport transport;
 	struct conf_service *services;
 	size_t n_services;
@@ -97,6 +98,7 @@ struct conf_client {
 	size_t default_token_len;
 	uint64_t heartbeat_timeout;   /* default 40; 0 disables */
 	uint64_t retry_interval;      /* default 1 */
+	uint64_t half_close_timeout;  /* molerat only: default 60; 0 = wait for ever */
 	struct conf_transport transport;
 	struct conf_service *services;
 	size_t n_services;

@@ -198,6 +198,9 @@ struct relay {
 	struct relay_side side[2];
 	struct relay_dir dir[2];     /* dir[d] moves side[d] -> side[!d] */
 	struct timer resume;         /* resumes reading when a src holds pending bytes */
+	struct timer half;           /* one direction done: the other's inactivity bound */
+	uint64_t half_close_ms;      /* relay_cfg.half_close_ms */
+	uint64_t half_seen;          /* bytes[0] + bytes[1] when half was armed */
 	uint64_t bytes[2];           /* bytes written to dst, per direction */
 	char label[];
 };
@@ -609,6 +612,7 @@ static void relay_end(struct relay *r, int err)
 	for (int s = 0; s < 2; s++)
 		loop_io_forget(r->loop, &r->side[s].w);  /* both are closed below */
 	loop_timer_stop(r->loop, &r->resume);
+	loop_timer_stop(r->loop, &r->half);
 	for (int d = 0; d < 2; d++) {
 		struct relay_dir *dir = &r->dir[d];
 		count_buffered(r, dir_held(dir), false);
@@ -643,11 +647,33 @@ static void relay_end(struct relay *r, int err)
 }
 
 /* After pumping: end when both directions are done, else re-register. */
+/* The half-close bound (relay_cfg.half_close_ms) ran out: if the open
+ * direction moved nothing since it was armed, both end; else it waits
+ * another period. */
+static void relay_on_half(struct loop *loop, struct timer *t)
+{
+	struct relay *r = t->data;
+	uint64_t seen = r->bytes[0] + r->bytes[1];
+	if (seen != r->half_seen) {
+		r->half_seen = seen;
+		loop_timer_start(loop, &r->half, r->half_close_ms);
+		return;
+	}
+	log_debug("relay %s: one direction ended %llu ms ago and the other moved nothing since; closing both",
+		  r->label, (unsigned long long)r->half_close_ms);
+	relay_end(r, -ETIMEDOUT);
+}
+
 static void relay_after(struct relay *r)
 {
 	if (r->dir[0].state == RDIR_DONE && r->dir[1].state == RDIR_DONE) {
 		relay_end(r, 0);
 		return;
+	}
+	if (r->half_close_ms && (r->dir[0].state == RDIR_DONE || r->dir[1].state == RDIR_DONE) &&
+	    !loop_timer_active(&r->half)) {
+		r->half_seen = r->bytes[0] + r->bytes[1];
+		loop_timer_start(r->loop, &r->half, r->half_close_ms);
 	}
 	int rc = relay_arm(r);
 	if (rc < 0) {
@@ -736,6 +762,8 @@ int relay_start(const struct relay_cfg *cfg, struct xport *a, struct xport *b)
 		loop_io_init(&r->side[d].w, relay_on_io, r);
 	}
 	loop_timer_init(&r->resume, relay_on_resume, r);
+	loop_timer_init(&r->half, relay_on_half, r);
+	r->half_close_ms = cfg->half_close_ms;
 
 	int rc = relay_arm(r);
 	if (rc < 0) {

@@ -83,6 +83,11 @@ struct relay_cfg {
 	 * when they have something (a data channel before StartForwardTcp,
 	 * a socket that has just connected) */
 	unsigned idle_at_start;
+	/* once one direction has ended (its end sent FIN, and it was passed
+	 * on), how long the other may move nothing before the relay ends
+	 * both: a peer that vanished, or never answers, does not hold the
+	 * sockets for good. 0 = wait as long as it takes (rathole). */
+	uint64_t half_close_ms;
 };
 enum { RELAY_SIDE_A = 1u << 0, RELAY_SIDE_B = 1u << 1 };
 

@@ -7,6 +7,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/sock.h"
 
 enum chan_state {
 	CHAN_HANDSHAKE = 0,  /* transport handshake in progress */
@@ -31,12 +32,28 @@ struct chan {
 				       * (chan_expect(0)); else idle between messages */
 	uint8_t in[CHAN_MSG_MAX];
 	size_t out_off, out_len;
-	uint8_t out[CHAN_OUT_MAX];
+	uint8_t *out;                 /* out_inline, or a CHAN_OUT_MAX heap buffer
+				       * while more than fits inline is queued */
+	uint8_t out_inline[CHAN_OUT_INLINE];
 };
 
 static void chan_update(struct chan *c);
 
-static void chan_free(void *arg) { free(arg); }
+/* Back to the inline output buffer once the queue is empty. */
+static void out_shrink(struct chan *c)
+{
+	if (c->out != c->out_inline) {
+		free(c->out);
+		c->out = c->out_inline;
+	}
+}
+
+static void chan_free(void *arg)
+{
+	struct chan *c = arg;
+	out_shrink(c);
+	free(c);
+}
 
 static void chan_fail(struct chan *c, int err)
 {
@@ -59,6 +76,7 @@ static int chan_flush(struct chan *c)
 		c->out_off += (size_t)n;
 	}
 	c->out_off = c->out_len = 0;
+	out_shrink(c);
 	return 0;
 }
 
@@ -176,6 +194,7 @@ struct chan *chan_new(struct loop *loop, struct xport *x, const struct chan_cbs 
 	}
 	c->loop = loop;
 	c->x = x;
+	c->out = c->out_inline;
 	c->cbs = cbs;
 	c->owner = owner;
 	loop_io_init(&c->w, chan_on_io, c);
@@ -207,12 +226,21 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 {
 	if (c->state == CHAN_DEAD)
 		return MR_ECLOSED;
-	if (c->out_off && c->out_len + len > sizeof(c->out)) {
+	size_t cap = c->out == c->out_inline ? CHAN_OUT_INLINE : CHAN_OUT_MAX;
+	if (c->out_off && c->out_len + len > cap) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
 		c->out_off = 0;
 	}
-	if (c->out_len + len > sizeof(c->out))
+	if (c->out_len + len > cap && cap < CHAN_OUT_MAX && c->out_len + len <= CHAN_OUT_MAX) {
+		uint8_t *big = malloc(CHAN_OUT_MAX);
+		if (!big)
+			return -ENOMEM;
+		memcpy(big, c->out, c->out_len);
+		c->out = big;
+		cap = CHAN_OUT_MAX;
+	}
+	if (c->out_len + len > cap)
 		return MR_ELIMIT;
 	memcpy(c->out + c->out_len, buf, len);
 	c->out_len += len;
@@ -226,6 +254,14 @@ int chan_send(struct chan *c, const void *buf, size_t len)
 }
 
 size_t chan_queued(const struct chan *c) { return c->out_len - c->out_off; }
+
+bool chan_msg_arrived(struct chan *c)
+{
+	if (c->state == CHAN_DEAD || c->need == 0)
+		return false;
+	long n = sock_unread(xport_bottom(c->x)->fd);
+	return n >= 0 && (size_t)n >= c->need - c->have;
+}
 struct xport *chan_xport(struct chan *c) { return c->x; }
 
 void chan_set_owner(struct chan *c, const struct chan_cbs *cbs, void *owner)

@@ -37,7 +37,10 @@ struct chan_cbs {
 
 enum {
 	CHAN_MSG_MAX = 64,      /* the largest fixed-size message (Hello is 37) */
-	CHAN_OUT_MAX = 4096,    /* queued output bound: 1024 four-byte commands */
+	CHAN_OUT_INLINE = 64,   /* output held inside the chan: a Hello, an Ack, a command */
+	CHAN_OUT_MAX = 4096,    /* queued output bound: 1024 four-byte commands; past
+				 * CHAN_OUT_INLINE it is allocated, only while needed,
+				 * so a flood of handshakes costs little memory */
 };
 
 /* Starts the transport handshake at once (on_open fires from the loop). */
@@ -54,6 +57,11 @@ size_t chan_queued(const struct chan *c);
 /* Stop watching, give the xport back (nothing may be queued). */
 struct xport *chan_detach(struct chan *c);
 void chan_close(struct chan *c);
+/* True when the reader waits for a message and all of it has already
+ * arrived in the socket, unread (the loop has not run this chan yet):
+ * the peer has done its part. Only for a plain socket underneath (the
+ * count is of the bottom socket's bytes). */
+bool chan_msg_arrived(struct chan *c);
 void chan_set_owner(struct chan *c, const struct chan_cbs *cbs, void *owner);
 struct xport *chan_xport(struct chan *c);
 

@@ -150,6 +150,7 @@ static void dc_on_local(void *arg, int fd, int err, const struct addr *peer)
 		.label = d->label,
 		/* the local service was connected a moment ago */
 		.idle_at_start = RELAY_SIDE_B,
+		.half_close_ms = secs_to_ms(d->cl->cfg->half_close_timeout),
 	};
 	int r = relay_start(&rc, dx, lx);
 	if (r < 0)
@@ -586,7 +587,9 @@ int client_new(const struct runtime *rt, const struct conf_client *cfg, struct c
 	cl->env = *rt;
 	cl->cfg = cfg;
 	cl->heartbeat_timeout_ms = secs_to_ms(cfg->heartbeat_timeout);
-	int r = xport_stack_init(&cl->stack, &cfg->transport);
+	/* the client gives up a control channel after heartbeat_timeout
+	 * without a command; its sockets give up unacknowledged data as soon */
+	int r = xport_stack_init(&cl->stack, &cfg->transport, tunnel_user_timeout_ms(cfg->heartbeat_timeout, 0));
 	char host[256];
 	uint16_t port;
 	if (r == 0 && addr_split_host_port(cfg->remote_addr, host, sizeof(host), &port) < 0) {

@@ -16,6 +16,26 @@
 #include "base/loop.h"
 #include "plane/relay.h"
 
+/* TCP_USER_TIMEOUT of the tunnel's sockets when the config sets no
+ * liveness window (heartbeats off), and its floor and ceiling (ms). */
+enum {
+	TUNNEL_USER_TIMEOUT_MS = 40000,
+	TUNNEL_USER_TIMEOUT_MIN_MS = 5000,
+	TUNNEL_USER_TIMEOUT_MAX_MS = 600000,
+};
+
+/* The tunnel sockets' TCP_USER_TIMEOUT for a liveness window of secs
+ * seconds (0: none configured) plus slack_ms. */
+static inline unsigned tunnel_user_timeout_ms(uint64_t secs, unsigned slack_ms)
+{
+	if (secs == 0)
+		return TUNNEL_USER_TIMEOUT_MS;
+	uint64_t ms = secs > TUNNEL_USER_TIMEOUT_MAX_MS / 1000 ? TUNNEL_USER_TIMEOUT_MAX_MS : secs * 1000 + slack_ms;
+	if (ms < TUNNEL_USER_TIMEOUT_MIN_MS)
+		ms = TUNNEL_USER_TIMEOUT_MIN_MS;
+	return (unsigned)(ms > TUNNEL_USER_TIMEOUT_MAX_MS ? TUNNEL_USER_TIMEOUT_MAX_MS : ms);
+}
+
 struct runtime {
 	struct loop *loop;
 	struct dns *dns;

@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "base/backoff.h"
 #include "role/chan.h"
+#include "base/srcmap.h"
 #include "base/err.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -20,13 +24,27 @@
 
 /* Bounds (protocol.md#q30: rathole has none). */
 enum {
-	MAX_HANDSHAKES = 1024,       /* connections on bind_addr not yet authenticated */
-	HANDSHAKE_MS = 10000,        /* transport handshake + Hello + Auth */
+	MAX_HANDSHAKES = 1024,       /* connections on bind_addr not yet authenticated;
+				      * past it the oldest is evicted */
+	MAX_HANDSHAKES_PER_SOURCE = 512, /* of them from one IP address; past it
+				      * that address's oldest is evicted */
+	HANDSHAKE_MS = 10000,        /* transport handshake + Hello + Auth, unloaded */
+	HANDSHAKE_MIN_MS = 1000,     /* the same with every slot taken (it shrinks
+				      * from half the slots taken on) */
+	HANDSHAKE_GRACE_MS = 100,    /* a handshake is never evicted younger, nor
+				      * while its peer's message is in the socket:
+				      * a real peer (even a slow one) has sent its
+				      * Hello by then; a flood turns a slot over
+				      * every 100 ms at most */
+	POOL_REPLACE_PER_S = 8,      /* pooled channels that died replaced per second */
 	MAX_VISITORS_WAITING = 2048, /* per service (rathole's CHAN_SIZE) */
 	MAX_POOLED_CHANNELS = 4096,  /* per service (rathole: 2 x CHAN_SIZE) */
 	VISITOR_WAIT_MS = 10000,     /* a visitor waiting longer for a data channel is closed */
 	ACCEPT_BATCH = 64,           /* accepts per wake-up */
 	LOG_EVERY_MS = 1000,         /* rate limit of repeated warnings */
+	RESOURCE_RETRY_MS = 100,     /* accept paused after EMFILE, ENFILE, ENOBUFS, ENOMEM */
+	TRIM_AFTER_PEAK = 64,        /* handshakes in flight that make an idle server
+				      * give freed memory back to the system */
 };
 
 struct session;
@@ -46,6 +64,7 @@ struct visitor {
 	struct session *sess;
 	int fd;
 	struct timer wait;
+	struct io_watcher w;           /* while it waits: did it leave? */
 };
 
 /* An authenticated data channel: waiting in the pool, or (paired or
@@ -85,6 +104,10 @@ struct session {
 	struct list pool;              /* of struct pooled, oldest first */
 	struct list draining;          /* of struct pooled: StartForwardTcp/Udp still being written */
 	struct udp_server *udp;        /* UDP services: owns the bound socket */
+	uint64_t replace_window_ms;    /* start of the second replacements are counted in */
+	unsigned replaced;             /* dead pooled channels replaced in it */
+	unsigned owed;                 /* replacements held back by the rate */
+	struct timer replace;          /* asks for the owed ones in the next second */
 	bool ending;
 };
 
@@ -97,6 +120,9 @@ enum hs_state {
 /* A connection on bind_addr before it is a control or data channel. */
 struct handshake {
 	struct list_link link;         /* in server's handshakes */
+	struct list_link src_link;     /* in its source's items */
+	struct src_entry *src;         /* NULL: not grouped (out of memory) */
+	uint64_t born_ms;              /* accepted at (loop clock) */
 	struct server *srv;
 	struct chan *chan;
 	struct timer timeout;
@@ -116,9 +142,12 @@ struct server {
 	struct timer accept_retry;
 	struct backoff accept_bo;
 	uint64_t last_warn;
-	struct list handshakes;        /* of struct handshake, newest first */
+	struct list handshakes;        /* of struct handshake, oldest first */
+	struct srcmap *sources;        /* the handshakes by source address */
 	unsigned max_handshakes;   /* MAX_HANDSHAKES; lower in tests */
-	bool hs_full;              /* accepting paused: max_handshakes in flight */
+	size_t hs_peak;            /* most handshakes in flight since the last trim */
+	/* repeated lines, one a second each (log_limited) */
+	struct log_limit log_hs_failed, log_hs_evicted, log_hs_wait, log_bad_hello, log_stale_key;
 	struct svc **svcs;
 	size_t n_svcs;
 };
@@ -170,7 +199,13 @@ static int listener_accept(struct loop *loop, struct io_watcher *w, struct backo
 	if (accept_transient(fd))
 		return -EINTR;
 	uint64_t delay = 500;
-	backoff_next(bo, loop_now(loop), &delay);
+	if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
+		/* out of descriptors or memory: try again soon, so full
+		 * service is back within RESOURCE_RETRY_MS of some being freed
+		 * (an accept that fails again costs one system call) */
+		delay = RESOURCE_RETRY_MS;
+	else
+		backoff_next(bo, loop_now(loop), &delay);
 	if (warn_ok(loop, last_warn))
 		log_error("accept on %s failed: %s; pausing accepts for %llu ms (raise the file limit?)",
 			  what, mr_strerror(fd), (unsigned long long)delay);
@@ -251,9 +286,42 @@ static void visitor_unlink(struct session *s, struct visitor *v)
 static void visitor_free(struct loop *loop, struct visitor *v)
 {
 	loop_timer_stop(loop, &v->wait);
-	if (v->fd >= 0)
+	if (v->fd >= 0) {
+		loop_io_forget(loop, &v->w);   /* the close takes it out of the set */
 		close(v->fd);
+	}
 	free(v);
+}
+
+/* A waiting visitor's peer ended its side. With nothing sent, it has left
+ * (a closed connection looks the same as a half-closed one on the wire,
+ * and a visitor that sends nothing and then waits for the service to
+ * speak first is the only one mistaken for gone): it is dropped now, not
+ * when its wait runs out, so its descriptor and its place are free for
+ * those still there. With bytes waiting, it stays (a request, then FIN)
+ * and is not watched any more. */
+static void visitor_on_peer_end(struct loop *loop, struct io_watcher *w, unsigned revents)
+{
+	struct visitor *v = w->data;
+	char b;
+	ssize_t n = recv(v->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		loop_io_stop(loop, &v->w);
+		return;
+	}
+	struct session *s = v->sess;
+	log_debug("service %s: a waiting visitor left", svc_label(s->svc));
+	visitor_unlink(s, v);
+	visitor_free(loop, v);
+}
+
+/* Takes v off the loop before its socket goes to a relay. */
+static void visitor_unwatch(struct loop *loop, struct visitor *v)
+{
+	if (loop_io_active(&v->w))
+		loop_io_stop(loop, &v->w);
 }
 
 static void visitor_on_timeout(struct loop *loop, struct timer *t)
@@ -267,6 +335,50 @@ static void visitor_on_timeout(struct loop *loop, struct timer *t)
 }
 
 /* ---------------------------------------------------------------- pool */
+
+/* The pool's size at rest: what the Ack asks for (protocol.md#p-pool). A
+ * burst asks for one more channel per visitor; those that arrive once
+ * their visitors are served or gone are closed, so the pool keeps this
+ * size. */
+static size_t pool_target(const struct session *s)
+{
+	return s->svc->cfg->type == CONF_SVC_UDP ? PROTO_UDP_POOL_SIZE : PROTO_TCP_POOL_SIZE;
+}
+
+/* Asks for a channel in place of a pooled one that died while idle (the
+ * network reset it, a NAT forgot it), as rathole does; at most
+ * POOL_REPLACE_PER_S a second, so a client that keeps losing them (or
+ * closes each one) cannot make it a busy loop. */
+static void session_replace(struct session *s)
+{
+	struct loop *loop = s->srv->env.loop;
+	uint64_t now = loop_now(loop);
+	if (now - s->replace_window_ms >= 1000) {
+		s->replace_window_ms = now;
+		s->replaced = 0;
+	}
+	if (s->pool.n >= pool_target(s))
+		return;
+	if (s->replaced >= POOL_REPLACE_PER_S) {
+		/* held back, not forgotten: asked for when the second ends */
+		if (s->owed < pool_target(s))
+			s->owed++;
+		if (!loop_timer_active(&s->replace))
+			loop_timer_start(loop, &s->replace, 1000 - (now - s->replace_window_ms));
+		return;
+	}
+	s->replaced++;
+	session_request(s);
+}
+
+static void session_on_replace(struct loop *loop, struct timer *t)
+{
+	struct session *s = t->data;
+	unsigned owed = s->owed;
+	s->owed = 0;
+	for (unsigned i = 0; i < owed && !s->ending; i++)
+		session_replace(s);
+}
 
 static void pooled_unlink(struct session *s, struct pooled *p)
 {
@@ -293,6 +405,7 @@ static void pooled_on_error(struct chan *c, void *owner, int err)
 		pooled_unlink(s, p);
 		chan_close(c);
 		free(p);
+		session_replace(s);
 		return;
 	}
 	draining_remove(s, p);
@@ -305,6 +418,7 @@ static void pooled_on_error(struct chan *c, void *owner, int err)
 		 * (protocol.md#p-pool) */
 		list_push_front(&s->visitors, &v->link);
 		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
+		loop_io_start(loop, &v->w, v->fd, LOOP_PEER_END);
 	}
 	session_request(s);
 	if (v)
@@ -335,6 +449,7 @@ static void start_tcp_relay(struct session *s, struct pooled *p)
 		.label = s->svc->cfg->name,
 		/* the client sends nothing before StartForwardTcp */
 		.idle_at_start = RELAY_SIDE_A,
+		.half_close_ms = secs_to_ms(s->srv->cfg->half_close_timeout),
 	};
 	int r = relay_start(&rc, dx, vx);
 	if (r < 0)
@@ -410,6 +525,7 @@ static void session_pair(struct session *s)
 		visitor_unlink(s, v);
 		pooled_unlink(s, p);
 		loop_timer_stop(s->srv->env.loop, &v->wait);
+		visitor_unwatch(s->srv->env.loop, v);
 		p->paired = v;
 		pooled_start(s, p);
 	}
@@ -455,6 +571,16 @@ static void session_add_channel(struct session *s, struct chan *c)
 		session_udp_feed(s);
 	else
 		session_pair(s);
+	/* what a burst asked for beyond the visitors it served: back to the
+	 * pool's size at rest, the oldest going first */
+	while (!s->ending && s->pool.n > pool_target(s)) {
+		struct pooled *old = list_first_entry(&s->pool, struct pooled, link);
+		pooled_unlink(s, old);
+		chan_close(old->chan);
+		free(old);
+		log_debug("service %s: a data channel beyond the pool's %zu closed", svc_label(s->svc),
+			  pool_target(s));
+	}
 }
 
 /* ---------------------------------------------------------------- service listener */
@@ -504,6 +630,7 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 		v->fd = fd;
 		loop_timer_init(&v->wait, visitor_on_timeout, v);
 		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
+		loop_io_init(&v->w, visitor_on_peer_end, v);
 		list_push_back(&s->visitors, &v->link);
 		if (log_enabled(LOGL_DEBUG)) {
 			char buf[ADDR_STRLEN];
@@ -513,6 +640,12 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 		 * CreateDataChannel that refills the pool, so the client serves
 		 * the visitor before it opens the next channel */
 		session_pair(s);
+		if (s->visitors.tail == &v->link)
+			/* not paired (pairing takes from the head, and v may
+			 * be gone if it was): notice if it leaves while it
+			 * waits (one epoll registration, only for visitors
+			 * that queue) */
+			loop_io_start(loop, &v->w, fd, LOOP_PEER_END);
 		session_request(s);
 	}
 }
@@ -630,6 +763,7 @@ static void session_end(struct session *s, const char *why)
 	s->ctrl = NULL;
 	loop_timer_stop(loop, &s->heartbeat);
 	loop_timer_stop(loop, &s->retry);
+	loop_timer_stop(loop, &s->replace);
 	if (s->dreq)
 		dns_cancel(s->dreq);
 	if (loop_io_active(&s->lw)) {
@@ -701,6 +835,7 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 	s->ctrl = ctrl;
 	loop_timer_init(&s->heartbeat, session_heartbeat, s);
 	loop_timer_init(&s->retry, listener_retry, s);
+	loop_timer_init(&s->replace, session_on_replace, s);
 	loop_io_init(&s->lw, session_accept, s);
 	struct backoff_params bp = backoff_params_listener_bind();
 	backoff_init(&s->bo, &bp, loop_now(loop), NULL, NULL);
@@ -726,27 +861,72 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 
 /* ---------------------------------------------------------------- handshakes */
 
+/* After a flood of handshakes, an idle server gives the memory it freed
+ * back to the system (glibc keeps freed heap pages otherwise). */
+static void trim_after_peak(struct server *srv)
+{
+	if (srv->handshakes.n || srv->hs_peak < TRIM_AFTER_PEAK)
+		return;
+	srv->hs_peak = 0;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 static void hs_free(struct handshake *h, bool close_chan)
 {
 	struct server *srv = h->srv;
 	loop_timer_stop(srv->env.loop, &h->timeout);
 	list_remove(&srv->handshakes, &h->link);
+	if (h->src) {
+		list_remove(&h->src->items, &h->src_link);
+		srcmap_put(srv->sources, h->src);
+	}
 	if (close_chan && h->chan)
 		chan_close(h->chan);
 	free(h);
-	if (srv->hs_full && srv->handshakes.n < srv->max_handshakes && loop_io_active(&srv->lw)) {
-		/* a slot is free: the connections that waited in the listen
-		 * backlog meanwhile are accepted now */
-		srv->hs_full = false;
-		if (!loop_timer_active(&srv->accept_retry))
-			loop_io_set(srv->env.loop, &srv->lw, LOOP_READ);
-	}
+	trim_after_peak(srv);
+}
+
+/* The handshake timeout for one starting now: HANDSHAKE_MS while fewer
+ * than half the slots are taken, then shrinking to HANDSHAKE_MIN_MS with
+ * every slot taken, so under a flood of connections that never finish,
+ * slots turn over faster (a real peer needs one round trip). */
+static uint64_t hs_timeout_ms(const struct server *srv)
+{
+	size_t n = srv->handshakes.n, half = srv->max_handshakes / 2;
+	if (n < half || half == 0)
+		return HANDSHAKE_MS;
+	uint64_t t = (uint64_t)HANDSHAKE_MS * (srv->max_handshakes - (n < srv->max_handshakes ? n : srv->max_handshakes)) / half;
+	return t < HANDSHAKE_MIN_MS ? HANDSHAKE_MIN_MS : t;
+}
+
+/* Makes room by closing h, the oldest unfinished handshake (of all, or of
+ * one source), so a flood of connections that never finish cannot keep a
+ * real peer out: its handshake needs one round trip, and the newest are the
+ * last to go. Returns false, evicting nothing, when h is younger than
+ * HANDSHAKE_GRACE_MS: it has not had its turn yet (a burst of real data
+ * channels arrives faster than the loop reads their Hellos); the caller
+ * then waits that long before accepting more. */
+static bool hs_evict(struct server *srv, struct handshake *h, const char *why)
+{
+	if (loop_now(srv->env.loop) - h->born_ms < HANDSHAKE_GRACE_MS)
+		return false;
+	/* a peer whose message is already in the socket, waiting for this
+	 * busy loop to read it, is not stalling: it stays (the caller waits) */
+	if (h->state != HS_CLOSING && h->chan && chan_msg_arrived(h->chan))
+		return false;
+	log_limited(&srv->log_hs_evicted, loop_now(srv->env.loop), LOGL_WARN,
+		    "connection from %s: handshake unfinished while %s; closing it to make room", h->peer, why);
+	hs_free(h, true);
+	return true;
 }
 
 static void hs_on_timeout(struct loop *loop, struct timer *t)
 {
 	struct handshake *h = t->data;
-	log_warn("connection from %s: handshake not finished within %d s; closing it", h->peer, HANDSHAKE_MS / 1000);
+	log_limited(&h->srv->log_hs_failed, loop_now(loop), LOGL_WARN,
+		    "connection from %s: handshake not finished in time; closing it", h->peer);
 	hs_free(h, true);
 }
 
@@ -756,7 +936,8 @@ static void hs_on_error(struct chan *c, void *owner, int err)
 	if (h->state == HS_CLOSING)
 		log_debug("connection from %s: closed after a failed handshake", h->peer);
 	else
-		log_warn("connection from %s: %s during the handshake", h->peer, mr_strerror(err));
+		log_limited(&h->srv->log_hs_failed, loop_now(h->srv->env.loop), LOGL_WARN,
+			    "connection from %s: %s during the handshake", h->peer, mr_strerror(err));
 	hs_free(h, true);
 }
 
@@ -785,16 +966,18 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 	int r = proto_decode_hello(msg, len, &kind, digest);
 	if (r < 0) {
 		uint32_t tag = (uint32_t)msg[0] | (uint32_t)msg[1] << 8 | (uint32_t)msg[2] << 16 | (uint32_t)msg[3] << 24;
-		log_error("connection from %s: not a rathole Hello (%s; first 4 bytes read as %u); dropped",
-			  h->peer, mr_strerror(r), tag);
+		log_limited(&srv->log_bad_hello, loop_now(srv->env.loop), LOGL_ERROR,
+			    "connection from %s: not a rathole Hello (%s; first 4 bytes read as %u); dropped",
+			    h->peer, mr_strerror(r), tag);
 		hs_free(h, true);
 		return;
 	}
 	if (kind == PROTO_HELLO_DATA) {
 		struct session *s = session_by_key(srv, digest);
 		if (!s) {
-			log_warn("connection from %s: data channel with an unknown session key (incorrect nonce or stale control channel); closed",
-				 h->peer);
+			log_limited(&srv->log_stale_key, loop_now(srv->env.loop), LOGL_WARN,
+				    "connection from %s: data channel with an unknown session key (incorrect nonce or stale control channel); closed",
+				    h->peer);
 			hs_free(h, true);
 			return;
 		}
@@ -871,15 +1054,16 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 {
 	struct server *srv = w->data;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		if (srv->handshakes.n >= srv->max_handshakes) {
-			/* backpressure, not refusal (protocol.md#q30: a burst of visitors
-			 * still gets its data channels): newcomers wait in the
-			 * listen backlog until a handshake ends (hs_free) */
-			if (warn_ok(loop, &srv->last_warn))
-				log_warn("%zu handshakes in progress on %s; accepting more once some finish",
-					 srv->handshakes.n, srv->cfg->bind_addr);
-			srv->hs_full = true;
+		/* room first (protocol.md#q30: never refuse; the oldest
+		 * unfinished go), or wait for the youngest to have had a turn */
+		if (srv->handshakes.n >= srv->max_handshakes &&
+		    !hs_evict(srv, list_first_entry(&srv->handshakes, struct handshake, link),
+			      "every handshake slot is taken")) {
+			log_limited(&srv->log_hs_wait, loop_now(loop), LOGL_DEBUG,
+				    "%zu handshakes in progress on %s, none older than %d ms; accepting more in %d ms",
+				    srv->handshakes.n, srv->cfg->bind_addr, HANDSHAKE_GRACE_MS, HANDSHAKE_GRACE_MS);
 			loop_io_set(loop, w, 0);
+			loop_timer_start(loop, &srv->accept_retry, HANDSHAKE_GRACE_MS);
 			return;
 		}
 		struct addr peer;
@@ -889,12 +1073,26 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 			continue;
 		if (fd < 0)
 			return;
+		/* and a slot of this source: its oldest goes; if that one has
+		 * not had its turn yet, the newcomer is let in over the bound
+		 * and accepting waits for the grace period (a burst of one
+		 * client's data channels is not cut) */
+		bool pause = false;
+		struct src_entry *src = srcmap_get(srv->sources, &peer);
+		if (src && src->items.n >= MAX_HANDSHAKES_PER_SOURCE) {
+			struct handshake *old = list_entry(src->items.head, struct handshake, src_link);
+			if (hs_evict(srv, old, "its address has too many in progress"))
+				src = srcmap_get(srv->sources, &peer);   /* the eviction may have freed it */
+			else
+				pause = true;
+		}
 		char pbuf[ADDR_STRLEN];
 		addr_str(&peer, pbuf, sizeof(pbuf));
 		struct xport *x = xport_stack_inbound(&srv->stack, fd);
 		struct handshake *h = x ? calloc(1, sizeof(*h)) : NULL;
 		if (!h) {
 			xport_close(x);
+			srcmap_put(srv->sources, src);
 			continue;
 		}
 		h->srv = srv;
@@ -902,20 +1100,34 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 		h->chan = chan_new(loop, x, &hs_cbs, h);
 		if (!h->chan) {
 			free(h);
+			srcmap_put(srv->sources, src);
 			continue;
 		}
+		/* what it waits for from the start (on_open asks again), so an
+		 * eviction can tell a Hello already in the socket */
+		chan_expect(h->chan, PROTO_HELLO_LEN);
 		loop_timer_init(&h->timeout, hs_on_timeout, h);
-		loop_timer_start(loop, &h->timeout, HANDSHAKE_MS);
-		list_push_front(&srv->handshakes, &h->link);
+		loop_timer_start(loop, &h->timeout, hs_timeout_ms(srv));
+		h->born_ms = loop_now(loop);
+		list_push_back(&srv->handshakes, &h->link);
+		h->src = src;
+		if (src)
+			list_push_back(&src->items, &h->src_link);
+		if (srv->handshakes.n > srv->hs_peak)
+			srv->hs_peak = srv->handshakes.n;
 		log_debug("connection from %s", pbuf);
+		if (pause) {
+			loop_io_set(loop, w, 0);
+			loop_timer_start(loop, &srv->accept_retry, HANDSHAKE_GRACE_MS);
+			return;
+		}
 	}
 }
 
 static void server_accept_resume(struct loop *loop, struct timer *t)
 {
 	struct server *srv = t->data;
-	if (!srv->hs_full)
-		loop_io_set(loop, &srv->lw, LOOP_READ);
+	loop_io_set(loop, &srv->lw, LOOP_READ);
 }
 
 static void server_on_resolved(void *arg, int err, const struct addr *addrs, size_t n)
@@ -996,7 +1208,13 @@ int server_new(const struct runtime *rt, const struct conf_server *cfg, struct s
 	loop_timer_init(&srv->accept_retry, server_accept_resume, srv);
 	struct backoff_params bp = backoff_params_server_accept();
 	backoff_init(&srv->accept_bo, &bp, loop_now(rt->loop), NULL, NULL);
-	int r = xport_stack_init(&srv->stack, &cfg->transport);
+	srv->sources = srcmap_new();
+	int r = srv->sources ? xport_stack_init(&srv->stack, &cfg->transport,
+								     /* heartbeats leave every
+								      * interval: a path that
+								      * acknowledges none for one
+								      * interval and 10 s is dead */
+								     tunnel_user_timeout_ms(cfg->heartbeat_interval, 10000)) : -ENOMEM;
 	for (size_t i = 0; r == 0 && i < cfg->n_services; i++)
 		r = server_add_service(srv, &cfg->services[i]);
 	char host[256];
@@ -1033,6 +1251,7 @@ void server_free(struct server *srv)
 	loop_timer_stop(loop, &srv->accept_retry);
 	while (list_first(&srv->handshakes))
 		hs_free(list_first_entry(&srv->handshakes, struct handshake, link), true);
+	srcmap_free(srv->sources);
 	for (size_t i = 0; i < srv->n_svcs; i++)
 		svc_free(srv->svcs[i], "server stopping");
 	free(srv->svcs);

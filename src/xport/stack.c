@@ -6,9 +6,10 @@
 #include "base/err.h"
 #include "base/sock.h"
 
-int xport_stack_init(struct xport_stack *st, const struct conf_transport *t)
+int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, unsigned user_timeout_ms)
 {
 	st->type = t->type;
+	st->user_timeout_ms = user_timeout_ms;
 	st->tcp.nodelay = t->tcp.nodelay;
 	st->tcp.keepalive_secs = (unsigned)t->tcp.keepalive_secs;
 	st->tcp.keepalive_interval = (unsigned)t->tcp.keepalive_interval;
@@ -19,6 +20,8 @@ int xport_stack_init(struct xport_stack *st, const struct conf_transport *t)
 static struct xport *tunnel_bottom(const struct xport_stack *st, int fd)
 {
 	xport_tcp_apply_opts(fd, &st->tcp);
+	if (st->user_timeout_ms)
+		sock_set_user_timeout(fd, st->user_timeout_ms);
 	return xport_tcp_new(fd);
 }
 
@@ -28,9 +31,10 @@ struct xport *xport_stack_outbound(const struct xport_stack *st, int fd, int nod
 		close(fd);
 		return NULL;
 	}
-	if (nodelay >= 0)
+	struct xport *x = tunnel_bottom(st, fd);
+	if (x && nodelay >= 0)   /* after the transport's own TCP_NODELAY */
 		sock_set_nodelay(fd, nodelay);
-	return tunnel_bottom(st, fd);
+	return x;
 }
 
 struct xport *xport_stack_inbound(const struct xport_stack *st, int fd)

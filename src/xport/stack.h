@@ -24,11 +24,16 @@
 struct xport_stack {
 	enum conf_xport_type type;
 	struct tcp_opts tcp;       /* [*.transport.tcp], applied to every socket of the tunnel */
+	unsigned user_timeout_ms;  /* TCP_USER_TIMEOUT of every socket of the tunnel */
 };
 
-/* From a validated transport section. Returns 0, or MR_EUNSUPPORTED when
- * this build lacks the type (the stack is then unusable). */
-int xport_stack_init(struct xport_stack *st, const struct conf_transport *t);
+/* From a validated transport section. user_timeout_ms bounds how long a
+ * tunnel socket may go without its peer acknowledging anything while it
+ * has data in flight or keepalive probes unanswered (a path that went dark
+ * without FIN or RST): the role passes its liveness window (see
+ * docs/internals/transports.md). Returns 0, or MR_EUNSUPPORTED when this
+ * build lacks the type (the stack is then unusable). */
+int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, unsigned user_timeout_ms);
 
 /* Client: fd is connected to the server. nodelay < 0 keeps the transport's
  * TCP_NODELAY, else overrides it (1 for a control channel, a service's own

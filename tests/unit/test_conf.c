@@ -1007,9 +1007,9 @@ static void test_schema_and_docs(void **state)
 	assert_non_null(dc.doc);
 	size_t n = conf_schema_walk(check_doc_key, &dc);
 	assert_int_equal(n, dc.n);
-	/* 2 top + 5 server + 4 server svc + 6 client + 5 client svc + 2 * (5
+	/* 2 top + 6 server + 4 server svc + 7 client + 5 client svc + 2 * (5
 	 * transport + 4 tcp + 4 tls + 3 noise + 1 websocket) */
-	assert_int_equal(n, 2 + 5 + 4 + 6 + 5 + 2 * 17);
+	assert_int_equal(n, 2 + 6 + 4 + 7 + 5 + 2 * 17);
 	assert_int_equal(dc.hot, 2 + 4 + 5);   /* both services tables and their keys */
 	assert_int_equal(dc.required, 2 + 1 + 2 + 1 + 2 * 2);
 	assert_int_equal(dc.errors, 0);
