@@ -706,10 +706,12 @@ static int tdef_init(const struct tdef *d, void *base)
 	return 0;
 }
 
-static void free_string(char *s, bool secret)
+/* Frees a string of the conf; a secret is wiped first, all len bytes of
+ * it (a token may hold NUL: strlen would stop short). */
+static void free_string(char *s, bool secret, size_t len)
 {
 	if (s && secret)
-		explicit_bzero(s, strlen(s));
+		explicit_bzero(s, len);
 	free(s);
 }
 
@@ -722,7 +724,9 @@ static void tdef_release(const struct tdef *d, void *base)
 		void *f = field(base, r->off);
 		switch (r->type) {
 		case R_STRING:
-			free_string(*(char **)f, r->flags & RF_SECRET);
+			if (*(char **)f)
+				free_string(*(char **)f, r->flags & RF_SECRET,
+					    r->flags & RF_LEN ? *(size_t *)field(base, r->off_n) : strlen(*(char **)f));
 			*(char **)f = NULL;
 			break;
 		case R_TABLE:
