@@ -4,19 +4,21 @@
  *   mrbench echo
  *       TCP and UDP echo server on 127.0.0.1, both on the same ephemeral
  *       port. Prints "port N" on stdout, then echoes until stdin reaches EOF
- *       or a signal ends it. Meant for small messages: bytes that do not fit
- *       into a socket's send buffer at once are dropped.
+ *       or a signal ends it. TCP bytes that a socket's send buffer does not
+ *       take at once are kept and sent when it drains; that connection is not
+ *       read meanwhile (backpressure, nothing dropped).
  *   mrbench lat HOST PORT N TIMEOUT_MS
  *       N sequential short connections. For each: connect, send 1 byte, wait
  *       for 1 byte back, close. The time from before socket() to the byte
  *       back is recorded. Prints one JSON line with the percentiles (us).
- *   mrbench hold HOST PORT N BATCH TIMEOUT_MS
- *       Opens N connections, at most BATCH being set up at once; each counts
- *       as held once 1 byte sent on it has come back. Prints one JSON line
- *       when every connection is held or failed (or at the deadline), then
- *       keeps them open. Each "check" line on stdin prints a JSON line with
- *       how many held connections are still open and quiet; EOF on stdin
- *       closes everything and exits.
+ *   mrbench hold HOST PORT N BATCH TIMEOUT_MS [MSG_BYTES]
+ *       Opens N connections, at most BATCH being set up at once; each sends
+ *       a message of MSG_BYTES (default 1) and counts as held once all of it
+ *       has come back (byte for byte as sent). Prints one JSON line when
+ *       every connection is held or failed (or at the deadline), then keeps
+ *       them open. Each "check" line on stdin prints a JSON line with how
+ *       many held connections are still open and quiet; EOF on stdin closes
+ *       everything and exits.
  *   mrbench bare a VISITOR_PORT POOL_PORT N [spin]
  *   mrbench bare b POOL_PORT SERVICE_PORT N [spin]
  *       A floor for "lat" through a tunnel: the least work two processes of
@@ -33,6 +35,7 @@
 #include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +93,93 @@ static long parse_num(const char *s, const char *what)
 
 /* ---- echo ---- */
 
+/* Bytes a TCP connection's send buffer did not take yet, by fd. */
+struct echo_pend {
+	unsigned char *buf;
+	size_t off, len;
+};
+
+static struct echo_pend *echo_pend;
+static size_t echo_npend;
+
+static struct echo_pend *echo_pend_of(int fd)
+{
+	if ((size_t)fd >= echo_npend) {
+		size_t n = echo_npend ? echo_npend : 1024;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct echo_pend *p = realloc(echo_pend, n * sizeof(*p));
+		if (!p)
+			return NULL;
+		memset(p + echo_npend, 0, (n - echo_npend) * sizeof(*p));
+		echo_pend = p;
+		echo_npend = n;
+	}
+	return &echo_pend[fd];
+}
+
+static void echo_close(int fd)
+{
+	if ((size_t)fd < echo_npend) {
+		free(echo_pend[fd].buf);
+		memset(&echo_pend[fd], 0, sizeof(echo_pend[fd]));
+	}
+	close(fd);
+}
+
+/* Echoes what a TCP connection sent; what its send buffer does not take
+ * waits (EPOLLOUT instead of EPOLLIN until it is gone). */
+static void echo_tcp(int ep, int fd, unsigned char *buf, size_t cap)
+{
+	struct echo_pend *p = (size_t)fd < echo_npend ? &echo_pend[fd] : NULL;
+	const unsigned char *out;
+	size_t len;
+	if (p && p->len) {
+		out = p->buf + p->off;
+		len = p->len;
+	} else {
+		ssize_t r = read(fd, buf, cap);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+			echo_close(fd);
+			return;
+		}
+		if (r < 0)
+			return;
+		out = buf;
+		len = (size_t)r;
+	}
+	ssize_t w = write(fd, out, len);
+	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		echo_close(fd);
+		return;
+	}
+	size_t left = len - (size_t)(w > 0 ? w : 0);
+	if (p && p->len) {
+		p->off += len - left;
+		p->len = left;
+		if (left == 0) {
+			free(p->buf);
+			p->buf = NULL;
+			p->off = 0;
+			struct epoll_event ev = { .events = EPOLLIN };
+			ev.data.fd = fd;
+			epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+		}
+	} else if (left > 0) {
+		if (!(p = echo_pend_of(fd)) || !(p->buf = malloc(left))) {
+			perror("mrbench echo: pending bytes");
+			echo_close(fd);
+			return;
+		}
+		memcpy(p->buf, out + (len - left), left);
+		p->off = 0;
+		p->len = left;
+		struct epoll_event ev = { .events = EPOLLOUT };
+		ev.data.fd = fd;
+		epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+	}
+}
+
 static int echo_main(void)
 {
 	int lfd = -1, ufd = -1;
@@ -131,7 +221,7 @@ static int echo_main(void)
 	printf("port %u\n", (unsigned)port);
 	fflush(stdout);
 
-	static char buf[65536];
+	static unsigned char buf[65536];
 	struct epoll_event evs[256];
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
@@ -168,12 +258,7 @@ static int echo_main(void)
 					(void)sendto(ufd, buf, (size_t)r, 0, (struct sockaddr *)&from, fl);
 				}
 			} else {
-				ssize_t r = read(fd, buf, sizeof(buf));
-				if (r > 0) {
-					(void)write(fd, buf, (size_t)r);
-				} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-					close(fd);
-				}
+				echo_tcp(ep, fd, buf, sizeof(buf));
 			}
 		}
 	}
@@ -266,19 +351,32 @@ enum hold_state { H_IDLE = 0, H_CONNECTING, H_WAIT_ECHO, H_HELD, H_FAILED };
 struct hold_conn {
 	int fd;
 	enum hold_state st;
+	unsigned ev;         /* the epoll events registered */
+	size_t sent, got;    /* bytes of the message sent, and echoed back */
 };
 
 static int hold_main(int argc, char **argv)
 {
-	if (argc != 7)
-		return fprintf(stderr, "usage: mrbench hold HOST PORT N BATCH TIMEOUT_MS\n"), 2;
+	if (argc != 7 && argc != 8)
+		return fprintf(stderr, "usage: mrbench hold HOST PORT N BATCH TIMEOUT_MS [MSG_BYTES]\n"), 2;
 	struct sockaddr_in sa;
 	if (parse_addr(argv[2], argv[3], &sa) != 0)
 		return 2;
 	long n = parse_num(argv[4], "count");
 	long batch = parse_num(argv[5], "batch");
 	int64_t deadline = now_us() + parse_num(argv[6], "timeout") * 1000;
+	size_t msg_len = argc == 8 ? (size_t)parse_num(argv[7], "message size") : 1;
+	if (msg_len > (64u << 20))
+		return fprintf(stderr, "mrbench: message size %zu over 64 MiB\n", msg_len), 2;
+	/* the message: 'h' (what a 1-byte hold always sent), then a pattern
+	 * that tells a byte's place apart (the echo is checked against it) */
+	unsigned char *msg = malloc(msg_len);
 	struct hold_conn *cs = calloc((size_t)n, sizeof(*cs));
+	if (!msg || !cs)
+		return perror("mrbench hold"), 1;
+	for (size_t i = 0; i < msg_len; i++)
+		msg[i] = i == 0 ? 'h' : (unsigned char)(i * 131 + i / 251);
+	static unsigned char rbuf[65536];
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	long next = 0, inflight = 0, held = 0, failed = 0;
 	char first_err[128] = "";
@@ -309,6 +407,7 @@ static int hold_main(int argc, char **argv)
 			struct epoll_event ev = { .events = EPOLLOUT };
 			ev.data.u64 = (uint64_t)next;
 			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+			c->ev = EPOLLOUT;
 			c->st = H_CONNECTING;
 			inflight++;
 			next++;
@@ -318,30 +417,26 @@ static int hold_main(int argc, char **argv)
 		for (int i = 0; i < k; i++) {
 			struct hold_conn *c = &cs[evs[i].data.u64];
 			const char *err = NULL;
+			bool plain = false; /* err says it all: no errno, no "eof" */
 			int e = 0;
 			if (c->st == H_CONNECTING) {
 				socklen_t el = sizeof(e);
-				char x = 'h';
 				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
-				if (e != 0) {
+				if (e != 0)
 					err = "connect";
-				} else if (write(c->fd, &x, 1) != 1) {
-					e = errno;
-					err = "write";
-				} else {
-					struct epoll_event ev = { .events = EPOLLIN };
-					ev.data.u64 = evs[i].data.u64;
-					epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				else
 					c->st = H_WAIT_ECHO;
-				}
-			} else if (c->st == H_WAIT_ECHO) {
-				char x;
-				ssize_t r = read(c->fd, &x, 1);
-				if (r == 1) {
-					epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-					c->st = H_HELD;
-					held++;
-					inflight--;
+			} else if (c->st == H_WAIT_ECHO && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+				/* what has come back so far: never more than was sent */
+				size_t want = c->sent - c->got;
+				ssize_t r = read(c->fd, rbuf, want == 0 ? 1 : want < sizeof(rbuf) ? want : sizeof(rbuf));
+				if (r > 0 && (size_t)r > want) {
+					err = "more bytes back than were sent";
+					plain = true;
+				} else if (r > 0) {
+					if (memcmp(rbuf, msg + c->got, (size_t)r) != 0)
+						err = "echo differs from what was sent", plain = true;
+					c->got += (size_t)r;
 				} else if (r == 0) {
 					err = "closed before the echo";
 				} else if (errno != EAGAIN) {
@@ -349,9 +444,39 @@ static int hold_main(int argc, char **argv)
 					err = "read";
 				}
 			}
+			/* the message, as far as the send buffer takes it */
+			if (!err && c->st == H_WAIT_ECHO && c->sent < msg_len &&
+			    (c->sent == 0 || (evs[i].events & EPOLLOUT))) {
+				ssize_t w = write(c->fd, msg + c->sent, msg_len - c->sent);
+				if (w > 0) {
+					c->sent += (size_t)w;
+				} else if (w == 0 || errno != EAGAIN) {
+					e = w < 0 ? errno : 0;
+					err = "write";
+				}
+			}
+			if (!err && c->st == H_WAIT_ECHO) {
+				if (c->got == msg_len) {
+					epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+					c->st = H_HELD;
+					held++;
+					inflight--;
+				} else {
+					/* the echo, and the send buffer while part of
+					 * the message is still to go */
+					unsigned want_ev = EPOLLIN | (c->sent < msg_len ? EPOLLOUT : 0);
+					if (want_ev != c->ev) {
+						struct epoll_event ev = { .events = want_ev };
+						ev.data.u64 = evs[i].data.u64;
+						epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+						c->ev = want_ev;
+					}
+				}
+			}
 			if (err) {
 				if (!first_err[0])
-					snprintf(first_err, sizeof(first_err), "%s: %s", err, e ? strerror(e) : "eof");
+					snprintf(first_err, sizeof(first_err), "%s%s%s", err, plain ? "" : ": ",
+						 plain ? "" : e ? strerror(e) : "eof");
 				close(c->fd);
 				c->st = H_FAILED;
 				failed++;
@@ -359,8 +484,11 @@ static int hold_main(int argc, char **argv)
 			}
 		}
 	}
-	printf("{\"want\": %ld, \"held\": %ld, \"failed\": %ld, \"pending\": %ld, \"ms\": %lld, \"first_error\": \"%s\"}\n",
+	printf("{\"want\": %ld, \"held\": %ld, \"failed\": %ld, \"pending\": %ld, \"ms\": %lld, \"first_error\": \"%s\"",
 	       n, held, failed, n - held - failed, (long long)((now_us() - t0) / 1000), first_err);
+	if (argc == 8)
+		printf(", \"msg_bytes\": %zu", msg_len);
+	printf("}\n");
 	fflush(stdout);
 
 	char line[64];
@@ -382,6 +510,7 @@ static int hold_main(int argc, char **argv)
 		if (cs[i].st == H_HELD || cs[i].st == H_CONNECTING || cs[i].st == H_WAIT_ECHO)
 			close(cs[i].fd);
 	free(cs);
+	free(msg);
 	return 0;
 }
 
@@ -526,7 +655,7 @@ int main(int argc, char **argv)
 		return hold_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "bare") == 0)
 		return bare_main(argc, argv);
-	fprintf(stderr, "usage: mrbench echo | lat HOST PORT N TIMEOUT_MS | hold HOST PORT N BATCH TIMEOUT_MS"
+	fprintf(stderr, "usage: mrbench echo | lat HOST PORT N TIMEOUT_MS | hold HOST PORT N BATCH TIMEOUT_MS [MSG_BYTES]"
 		" | bare a|b LISTEN_PORT CONNECT_PORT N [spin]\n");
 	return 2;
 }

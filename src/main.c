@@ -6,20 +6,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dns.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/sock.h"
 #include "cli.h"
+#include "codec/conf.h"
+#include "codec/keygen.h"
 #include "envvars.h"
+#include "plane/relay.h"
 #include "role/client.h"
 #include "role/conf_check.h"
 #include "role/runtime.h"
-#include "codec/conf.h"
-#include "base/dns.h"
-#include "base/err.h"
-#include "codec/keygen.h"
-#include "base/log.h"
-#include "base/loop.h"
-#include "plane/relay.h"
 #include "role/server.h"
-#include "base/sock.h"
 
 struct instance {
 	struct loop *loop;

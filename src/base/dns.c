@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/list.h"
 #include "base/log.h"
 
 enum dns_req_state {
@@ -31,12 +32,12 @@ enum dns_req_state {
 struct dns_sock {
 	struct io_watcher w;
 	struct dns *dns;
-	struct dns_sock *next;
+	struct list_link link;     /* in dns->socks */
 };
 
 struct dns_req {
 	struct dns *dns;       /* NULL once unlinked for delivery */
-	struct dns_req *prev, *next;
+	struct list_link link; /* in dns->reqs */
 	enum dns_req_state state;
 	dns_cb cb;
 	void *arg;
@@ -53,8 +54,8 @@ struct dns {
 	ares_channel channel;
 	bool destroying;
 	struct timer timer;        /* c-ares timeouts */
-	struct dns_sock *socks;    /* watched c-ares sockets */
-	struct dns_req *reqs;      /* every request not yet freed */
+	struct list socks;         /* of struct dns_sock: the watched c-ares sockets */
+	struct list reqs;          /* of struct dns_req: every request not yet freed */
 };
 
 /* ---- requests ---- */
@@ -62,11 +63,7 @@ struct dns {
 static void req_link(struct dns *d, struct dns_req *r)
 {
 	r->dns = d;
-	r->prev = NULL;
-	r->next = d->reqs;
-	if (d->reqs)
-		d->reqs->prev = r;
-	d->reqs = r;
+	list_push_front(&d->reqs, &r->link);
 }
 
 static void req_unlink(struct dns_req *r)
@@ -74,13 +71,7 @@ static void req_unlink(struct dns_req *r)
 	struct dns *d = r->dns;
 	if (!d)
 		return;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		d->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
+	list_remove(&d->reqs, &r->link);
 	r->dns = NULL;
 }
 
@@ -165,14 +156,14 @@ static void on_sock(struct loop *loop, struct io_watcher *w, unsigned revents)
 static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
 	struct dns *d = data;
-	struct dns_sock **pp = &d->socks, *s;
-	while ((s = *pp) && s->w.fd != fd)
-		pp = &s->next;
+	struct dns_sock *s = list_first_entry(&d->socks, struct dns_sock, link);
+	while (s && s->w.fd != fd)
+		s = list_next_entry(s, struct dns_sock, link);
 	unsigned ev = (readable ? LOOP_READ : 0) | (writable ? LOOP_WRITE : 0);
 
 	if (!ev) {
 		if (s) {
-			*pp = s->next;
+			list_remove(&d->socks, &s->link);
 			loop_io_stop(d->loop, &s->w);
 			loop_defer(d->loop, free, s);
 		}
@@ -198,8 +189,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 		free(s);
 		return;
 	}
-	s->next = d->socks;
-	d->socks = s;
+	list_push_front(&d->socks, &s->link);
 }
 
 static void on_ares(void *arg, int status, int timeouts, struct ares_addrinfo *res)
@@ -304,15 +294,15 @@ void dns_free(struct dns *d)
 	/* calls back every outstanding query (ARES_EDESTRUCTION): on_ares frees
 	 * those requests, and the state callback drops every socket */
 	ares_destroy(d->channel);
-	while (d->reqs) {
-		struct dns_req *r = d->reqs;
+	while (list_first(&d->reqs)) {
+		struct dns_req *r = list_first_entry(&d->reqs, struct dns_req, link);
 		loop_timer_stop(d->loop, &r->deliver);
 		req_unlink(r);
 		free(r);
 	}
-	while (d->socks) {
-		struct dns_sock *s = d->socks;
-		d->socks = s->next;
+	while (list_first(&d->socks)) {
+		struct dns_sock *s = list_first_entry(&d->socks, struct dns_sock, link);
+		list_remove(&d->socks, &s->link);
 		loop_io_stop(d->loop, &s->w);
 		free(s);
 	}

@@ -8,16 +8,16 @@
 #include <unistd.h>
 
 #include "base/backoff.h"
-#include "role/chan.h"
-#include "xport/dial.h"
 #include "base/err.h"
 #include "base/list.h"
 #include "base/log.h"
-#include "codec/proto.h"
 #include "base/sock.h"
-#include "plane/udp.h"
-#include "xport/stack.h"
 #include "base/util.h"
+#include "codec/proto.h"
+#include "plane/udp.h"
+#include "role/chan.h"
+#include "xport/dial.h"
+#include "xport/stack.h"
 
 enum {
 	CONNECT_TIMEOUT_MS = 10000,   /* per address tried */

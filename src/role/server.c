@@ -11,16 +11,16 @@
 #endif
 
 #include "base/backoff.h"
-#include "role/chan.h"
-#include "base/srcmap.h"
 #include "base/err.h"
 #include "base/list.h"
 #include "base/log.h"
-#include "codec/proto.h"
 #include "base/sock.h"
-#include "plane/udp.h"
-#include "xport/stack.h"
+#include "base/srcmap.h"
 #include "base/util.h"
+#include "codec/proto.h"
+#include "plane/udp.h"
+#include "role/chan.h"
+#include "xport/stack.h"
 
 /* Bounds (protocol.md#q30: rathole has none). */
 enum {

@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "role/chan.h"
 #include "base/err.h"
 #include "base/loop.h"
+#include "role/chan.h"
 #include "xport/xport.h"
 
 struct fix {

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/err.h"
 #include "codec/conf.h"
 #include "codec/conf_url.h"
-#include "base/err.h"
 #include "codec/keygen.h"
 
 /* ---------------------------------------------------------------------- */

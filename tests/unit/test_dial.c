@@ -21,11 +21,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "xport/dial.h"
 #include "base/dns.h"
 #include "base/err.h"
 #include "base/loop.h"
 #include "base/sock.h"
+#include "xport/dial.h"
 
 /* ---- harness ---- */
 

@@ -11,8 +11,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "testutil.h"
 #include "plane/udp_sendq.h"
+#include "testutil.h"
 
 /* A bound receiver and a sender connected to it (family AF_INET or
  * AF_INET6, on loopback). r[0] receiver, r[1] sender. */
