@@ -36,28 +36,15 @@ import errno
 import queue
 import selectors
 import socket
-import struct
 import threading
 import time
+
+import mrlib
 
 HOST = "127.0.0.1"
 MODES = ("pass", "blackhole", "drain", "delay", "bytewise", "reset")
 CHUNK = 65536
 BUF_LIMIT = 1 << 20          # per direction: stop reading above this
-
-
-def _rst(sock):
-    """Closes sock with an RST (SO_LINGER on, timeout 0)."""
-    if sock is None:
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        sock.close()
-    except OSError:
-        pass
 
 
 class _Dir:
@@ -282,15 +269,7 @@ class FaultProxy:
         for c in self.conns:
             if not c.closed:
                 self._close_conn(c, "proxy closed")
-        for s in (self.lsock, self._wr, self._ww):
-            try:
-                s.close()
-            except OSError:
-                pass
-        try:
-            self._sel.close()
-        except (OSError, RuntimeError):
-            pass
+        mrlib.close_quietly(self.lsock, self._wr, self._ww, self._sel)
 
     def __enter__(self):
         return self
@@ -544,8 +523,8 @@ class FaultProxy:
             return
         self._unreg(c.down)
         self._unreg(c.up)
-        _rst(c.down)
-        _rst(c.up)
+        mrlib.rst_close(c.down)
+        mrlib.rst_close(c.up)
         self.resets_sent += 1
         c.closed = True
         c.how_closed = "reset: " + why
@@ -555,10 +534,6 @@ class FaultProxy:
             return
         for s in (c.down, c.up):
             self._unreg(s)
-            if s is not None:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            mrlib.close_quietly(s)
         c.closed = True
         c.how_closed = why

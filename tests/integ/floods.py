@@ -21,18 +21,6 @@ import mrlib
 HOST = mrlib.HOST
 
 
-def rst_close(s):
-    """Closes s with an RST instead of a FIN."""
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
-        s.close()
-    except OSError:
-        pass
-
-
 def _nb_connect(port, host=HOST):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setblocking(False)
@@ -66,17 +54,17 @@ def open_many(port, n, send=b"", timeout=10.0, host=HOST):
                 sel.unregister(s)
                 del pending[s]
                 if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                    rst_close(s)
+                    mrlib.rst_close(s)
                     continue
                 if send:
                     try:
                         s.send(send)
                     except OSError:
-                        rst_close(s)
+                        mrlib.rst_close(s)
                         continue
                 done.append(s)
         for s in pending:
-            rst_close(s)
+            mrlib.rst_close(s)
     finally:
         sel.close()
     return done
@@ -94,7 +82,7 @@ def one_byte(port, n, byte=b"\x00", **kw):
 
 def close_all(socks):
     for s in socks:
-        rst_close(s)
+        mrlib.rst_close(s)
     del socks[:]
 
 
@@ -177,7 +165,7 @@ class Reopener:
             pass
         with self._lock:
             self._socks.pop(s, None)
-        rst_close(s)
+        mrlib.rst_close(s)
 
     def _run(self):
         budget = float(self.max_rate)
@@ -240,7 +228,7 @@ class Reopener:
                     self._sel.unregister(s)
                 except (KeyError, ValueError):
                     pass
-                rst_close(s)
+                mrlib.rst_close(s)
             self._sel.close()
             self.stopped = time.monotonic()
 
@@ -543,11 +531,7 @@ class SelectEcho:
         except Exception as e:
             self.errors.append(e)
         finally:
-            for c in list(self._out):
-                try:
-                    c.close()
-                except OSError:
-                    pass
+            mrlib.close_quietly(*self._out)
             self._out.clear()
 
     def _drop(self, c):
@@ -557,10 +541,7 @@ class SelectEcho:
             pass
         self._out.pop(c, None)
         self._eof.discard(c)
-        try:
-            c.close()
-        except OSError:
-            pass
+        mrlib.close_quietly(c)
 
     def _io(self, c, ev):
         buf = self._out.get(c)
@@ -601,14 +582,7 @@ class SelectEcho:
     def close(self):
         self._stop = True
         self._t.join(5)
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        try:
-            self._sel.close()
-        except (OSError, RuntimeError):
-            pass
+        mrlib.close_quietly(self.sock, self._sel)
 
     def __enter__(self):
         return self

@@ -795,3 +795,28 @@ class FakeServer:
 
 
 FILE_LINE_COL = re.compile(r":(\d+):(\d+):")
+
+
+def close_quietly(*objs):
+    """Closes each of objs (sockets, selectors; None is skipped), ignoring
+    the errors of a close that has nothing left to do (OSError, and the
+    RuntimeError of a selector closed from another thread)."""
+    for o in objs:
+        if o is None:
+            continue
+        try:
+            o.close()
+        except (OSError, RuntimeError):
+            pass
+
+
+def rst_close(s):
+    """Closes s with an RST instead of a FIN (SO_LINGER on, timeout 0);
+    None is skipped."""
+    if s is None:
+        return
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    close_quietly(s)

@@ -10,8 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +19,10 @@
 #include "codec/conf_url.h"
 #include "codec/keygen.h"
 
+#include "conf_testutil.h"
+
 /* ---------------------------------------------------------------------- */
 /* helpers */
-
-static struct conf *load(const char *text, struct conf_error *e)
-{
-	memset(e, 0, sizeof(*e));
-	return conf_load_buffer("t.toml", text, strlen(text), e);
-}
-
-static struct conf *must_load(const char *text)
-{
-	struct conf_error e;
-	struct conf *c = load(text, &e);
-	if (!c)
-		fail_msg("expected the config to load, got: %s\n--- config ---\n%s", e.msg, text);
-	return c;
-}
 
 static void expect_error(const char *text, const char *msg)
 {
@@ -61,74 +46,6 @@ static void expect_error_sub(const char *text, const char *sub)
 	if (!strstr(e.msg, sub))
 		fail_msg("message \"%s\" lacks \"%s\"", e.msg, sub);
 }
-
-static char *read_whole(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, n = 0, k;
-	char *buf = malloc(cap + 1);
-	while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += k;
-		if (n == cap) {
-			char *nb = realloc(buf, cap * 2 + 1);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (buf)
-		buf[n] = '\0';
-	if (len)
-		*len = n;
-	return buf;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The *.toml names in dir, sorted; returns the count. */
-static size_t list_toml(const char *dir, char ***out)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		fail_msg("cannot open %s: %s", dir, strerror(errno));
-	char **v = NULL;
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (l < 6 || strcmp(e->d_name + l - 5, ".toml") != 0)
-			continue;
-		v = realloc(v, (n + 1) * sizeof(*v));
-		assert_non_null(v);
-		v[n++] = strdup(e->d_name);
-	}
-	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
-	*out = v;
-	return n;
-}
-
-static const struct conf_service *svc(const struct conf_service *arr, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (arr[i].name_len == strlen(name) && !memcmp(arr[i].name, name, arr[i].name_len))
-			return &arr[i];
-	fail_msg("no service %s", name);
-	return NULL;
-}
-
-#define CLIENT_MIN "[client]\nremote_addr = \"example.com:2333\"\n"
-#define SERVER_MIN "[server]\nbind_addr = \"0.0.0.0:2333\"\n"
 
 /* ---------------------------------------------------------------------- */
 /* acceptance (protocol.md#p-config-validation "Accepted") and defaults */
@@ -780,28 +697,16 @@ static void test_url_parse(void **state)
 static void test_examples_load(void **state)
 {
 	(void)state;
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/examples", SOURCE_DIR);
-	char **names;
-	size_t n = list_toml(dir, &names);
-	assert_true(n >= 10);
-	for (size_t i = 0; i < n; i++) {
-		char path[1024];
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		struct conf_error e;
-		struct conf *c = conf_load_file(path, &e);
-		if (!c)
-			fail_msg("example %s does not load: %s", names[i], e.msg);
-		struct conf_error me;
-		enum conf_mode m = conf_pick_mode(c, CONF_MODE_AUTO, &me);
-		if (m == CONF_MODE_AUTO)
-			fail_msg("example %s: %s", names[i], me.msg);
+	struct conf_files f;
+	conf_files_open(&f, "examples", 10);
+	while (conf_files_next(&f)) {
+		struct conf *c = conf_files_load(&f, "example");
+		conf_files_mode(&f, c, "example");
 		conf_free(c);
-		free(names[i]);
 	}
-	free(names);
 
 	/* the noise example pair fits together (protocol.md#p-config-example) */
+	char dir[512];
 	struct conf_error e;
 	snprintf(dir, sizeof(dir), "%s/examples/noise-server.toml", SOURCE_DIR);
 	struct conf *s = conf_load_file(dir, &e);
@@ -823,56 +728,37 @@ static void test_examples_load(void **state)
 static void test_valid_fixtures(void **state)
 {
 	(void)state;
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/tests/data/conf/valid", SOURCE_DIR);
-	char **names;
-	size_t n = list_toml(dir, &names);
-	assert_true(n >= 3);
-	for (size_t i = 0; i < n; i++) {
-		char path[1024];
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		struct conf_error e;
-		struct conf *c = conf_load_file(path, &e);
-		if (!c)
-			fail_msg("valid fixture %s does not load: %s", names[i], e.msg);
-		conf_free(c);
-		free(names[i]);
-	}
-	free(names);
+	struct conf_files f;
+	conf_files_open(&f, "tests/data/conf/valid", 3);
+	while (conf_files_next(&f))
+		conf_free(conf_files_load(&f, "valid fixture"));
 }
 
 static void test_invalid_fixtures(void **state)
 {
 	(void)state;
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/tests/data/conf/invalid", SOURCE_DIR);
-	char **names;
-	size_t n = list_toml(dir, &names);
-	assert_true(n >= 40);
-	for (size_t i = 0; i < n; i++) {
-		char path[1024];
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		char *text = read_whole(path, NULL);
+	struct conf_files f;
+	conf_files_open(&f, "tests/data/conf/invalid", 40);
+	while (conf_files_next(&f)) {
+		char *text = read_whole(f.path, NULL);
 		assert_non_null(text);
 		if (strncmp(text, "# expect: ", 10) != 0)
-			fail_msg("%s: the first line must be \"# expect: <message part>\"", names[i]);
+			fail_msg("%s: the first line must be \"# expect: <message part>\"", f.name);
 		char *exp = text + 10;
 		char *nl = strchr(exp, '\n');
 		if (nl)
 			*nl = '\0';
 		struct conf_error e;
-		struct conf *c = conf_load_file(path, &e);
+		struct conf *c = conf_load_file(f.path, &e);
 		if (c) {
 			conf_free(c);
-			fail_msg("invalid fixture %s was accepted", names[i]);
+			fail_msg("invalid fixture %s was accepted", f.name);
 		}
 		/* the message starts with the path and contains the expectation */
-		if (strncmp(e.msg, path, strlen(path)) != 0 || !strstr(e.msg, exp))
-			fail_msg("%s:\n  got    %s\n  expect %s", names[i], e.msg, exp);
+		if (strncmp(e.msg, f.path, strlen(f.path)) != 0 || !strstr(e.msg, exp))
+			fail_msg("%s:\n  got    %s\n  expect %s", f.name, e.msg, exp);
 		free(text);
-		free(names[i]);
 	}
-	free(names);
 }
 
 static void test_load_file_errors(void **state)

@@ -9,8 +9,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,23 +16,10 @@
 #include "codec/conf.h"
 #include "role/conf_check.h"
 
+#include "conf_testutil.h"
+
 /* ---------------------------------------------------------------------- */
 /* helpers */
-
-static struct conf *load(const char *text, struct conf_error *e)
-{
-	memset(e, 0, sizeof(*e));
-	return conf_load_buffer("t.toml", text, strlen(text), e);
-}
-
-static struct conf *must_load(const char *text)
-{
-	struct conf_error e;
-	struct conf *c = load(text, &e);
-	if (!c)
-		fail_msg("expected the config to load, got: %s\n--- config ---\n%s", e.msg, text);
-	return c;
-}
 
 struct warns {
 	char *line[64];
@@ -102,65 +87,6 @@ static void expect_no_warning(const char *text, enum conf_mode mode)
 		fail_msg("expected no warning");
 	}
 }
-
-static char *read_whole(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, n = 0, k;
-	char *buf = malloc(cap + 1);
-	while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += k;
-		if (n == cap) {
-			char *nb = realloc(buf, cap * 2 + 1);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (buf)
-		buf[n] = '\0';
-	if (len)
-		*len = n;
-	return buf;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The *.toml names in dir, sorted; returns the count. */
-static size_t list_toml(const char *dir, char ***out)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		fail_msg("cannot open %s: %s", dir, strerror(errno));
-	char **v = NULL;
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (l < 6 || strcmp(e->d_name + l - 5, ".toml") != 0)
-			continue;
-		v = realloc(v, (n + 1) * sizeof(*v));
-		assert_non_null(v);
-		v[n++] = strdup(e->d_name);
-	}
-	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
-	*out = v;
-	return n;
-}
-
-#define CLIENT_MIN "[client]\nremote_addr = \"example.com:2333\"\n"
-#define SERVER_MIN "[server]\nbind_addr = \"0.0.0.0:2333\"\n"
 
 /* ---------------------------------------------------------------------- */
 /* start-time problems: accepted at load (protocol.md#q14, protocol.md#q15) */
@@ -410,52 +336,31 @@ static void test_unsupported(void **state)
 static void test_examples_warnings(void **state)
 {
 	(void)state;
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/examples", SOURCE_DIR);
-	char **names;
-	size_t n = list_toml(dir, &names);
-	assert_true(n >= 10);
-	for (size_t i = 0; i < n; i++) {
-		char path[1024];
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		struct conf_error e;
-		struct conf *c = conf_load_file(path, &e);
-		if (!c)
-			fail_msg("example %s does not load: %s", names[i], e.msg);
-		struct conf_error me;
-		enum conf_mode m = conf_pick_mode(c, CONF_MODE_AUTO, &me);
-		if (m == CONF_MODE_AUTO)
-			fail_msg("example %s: %s", names[i], me.msg);
+	struct conf_files f;
+	conf_files_open(&f, "examples", 10);
+	while (conf_files_next(&f)) {
+		struct conf *c = conf_files_load(&f, "example");
+		enum conf_mode m = conf_files_mode(&f, c, "example");
 		/* examples are clean, except for key files that do not exist here */
 		struct warns w = { 0 };
 		conf_check_warnings(c, m, collect, &w);
 		for (size_t k = 0; k < w.n; k++)
 			if (!strstr(w.line[k], "cannot be read"))
-				fail_msg("example %s warns: %s", names[i], w.line[k]);
+				fail_msg("example %s warns: %s", f.name, w.line[k]);
 		warns_free(&w);
 		conf_free(c);
-		free(names[i]);
 	}
-	free(names);
 }
 
 static void test_valid_fixtures_warnings(void **state)
 {
 	(void)state;
-	char dir[512];
-	snprintf(dir, sizeof(dir), "%s/tests/data/conf/valid", SOURCE_DIR);
-	char **names;
-	size_t n = list_toml(dir, &names);
-	assert_true(n >= 3);
-	for (size_t i = 0; i < n; i++) {
-		char path[1024];
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		struct conf_error e;
-		struct conf *c = conf_load_file(path, &e);
-		if (!c)
-			fail_msg("valid fixture %s does not load: %s", names[i], e.msg);
+	struct conf_files f;
+	conf_files_open(&f, "tests/data/conf/valid", 3);
+	while (conf_files_next(&f)) {
+		struct conf *c = conf_files_load(&f, "valid fixture");
 		/* "# warn: substring" lines name warnings that must appear */
-		char *text = read_whole(path, NULL);
+		char *text = read_whole(f.path, NULL);
 		assert_non_null(text);
 		struct warns w = { 0 };
 		conf_check_warnings(c, CONF_MODE_AUTO, collect, &w);
@@ -468,21 +373,19 @@ static void test_valid_fixtures_warnings(void **state)
 				expected++;
 				if (warns_matching(&w, line + 8) != 1) {
 					dump_warns(&w);
-					fail_msg("%s: expected one warning containing \"%s\"", names[i], line + 8);
+					fail_msg("%s: expected one warning containing \"%s\"", f.name, line + 8);
 				}
 			}
 			line = nl ? nl + 1 : NULL;
 		}
 		if (!strstr(text, "# warn: any") && w.n != expected) {
 			dump_warns(&w);
-			fail_msg("%s: %zu warnings, %zu expected", names[i], w.n, expected);
+			fail_msg("%s: %zu warnings, %zu expected", f.name, w.n, expected);
 		}
 		warns_free(&w);
 		free(text);
 		conf_free(c);
-		free(names[i]);
 	}
-	free(names);
 }
 
 int main(void)

@@ -14,35 +14,7 @@
 #include "codec/conf.h"
 #include "codec/conf_diff.h"
 
-/* ---------------------------------------------------------------------- */
-/* helpers */
-
-static struct conf *load(const char *text, struct conf_error *e)
-{
-	memset(e, 0, sizeof(*e));
-	return conf_load_buffer("t.toml", text, strlen(text), e);
-}
-
-static struct conf *must_load(const char *text)
-{
-	struct conf_error e;
-	struct conf *c = load(text, &e);
-	if (!c)
-		fail_msg("expected the config to load, got: %s\n--- config ---\n%s", e.msg, text);
-	return c;
-}
-
-static const struct conf_service *svc(const struct conf_service *arr, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (arr[i].name_len == strlen(name) && !memcmp(arr[i].name, name, arr[i].name_len))
-			return &arr[i];
-	fail_msg("no service %s", name);
-	return NULL;
-}
-
-#define CLIENT_MIN "[client]\nremote_addr = \"example.com:2333\"\n"
-#define SERVER_MIN "[server]\nbind_addr = \"0.0.0.0:2333\"\n"
+#include "conf_testutil.h"
 
 /* ---------------------------------------------------------------------- */
 /* hot reload diff (protocol.md#p-reload-diff) */
