@@ -62,6 +62,7 @@ unsigned pipe_pool_in_use(const struct pipe_pool *p);
  * Zero-initialise and embed it; relays link themselves in and out. */
 struct relay_set {
 	struct list relays;   /* of struct relay, newest first; relays.n running */
+	size_t peak;          /* most running since the heap was last trimmed */
 };
 /* Ends every relay in the set at once (both ends closed, done() called
  * with MR_ECLOSED). Their memory is freed by the loop's deferred queue. */

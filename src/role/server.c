@@ -26,16 +26,16 @@
 enum {
 	MAX_HANDSHAKES = 1024,       /* connections on bind_addr not yet authenticated;
 				      * past it the oldest is evicted */
-	MAX_HANDSHAKES_PER_SOURCE = 512, /* of them from one IP address; past it
-				      * that address's oldest is evicted */
+	MAX_HANDSHAKES_PER_SOURCE = 512, /* of them from one IP address; past it,
+				      * that address's oldest, once it has stalled 1 s */
 	HANDSHAKE_MS = 10000,        /* transport handshake + Hello + Auth, unloaded */
 	HANDSHAKE_MIN_MS = 1000,     /* the same with every slot taken (it shrinks
 				      * from half the slots taken on) */
-	HANDSHAKE_GRACE_MS = 100,    /* a handshake is never evicted younger, nor
+	HANDSHAKE_GRACE_MS = 25,     /* a handshake is never evicted younger, nor
 				      * while its peer's message is in the socket:
 				      * a real peer (even a slow one) has sent its
 				      * Hello by then; a flood turns a slot over
-				      * every 100 ms at most */
+				      * every 25 ms at most */
 	POOL_REPLACE_PER_S = 8,      /* pooled channels that died replaced per second */
 	MAX_VISITORS_WAITING = 2048, /* per service (rathole's CHAN_SIZE) */
 	MAX_POOLED_CHANNELS = 4096,  /* per service (rathole: 2 x CHAN_SIZE) */
@@ -908,9 +908,9 @@ static uint64_t hs_timeout_ms(const struct server *srv)
  * HANDSHAKE_GRACE_MS: it has not had its turn yet (a burst of real data
  * channels arrives faster than the loop reads their Hellos); the caller
  * then waits that long before accepting more. */
-static bool hs_evict(struct server *srv, struct handshake *h, const char *why)
+static bool hs_evict(struct server *srv, struct handshake *h, uint64_t grace_ms, const char *why)
 {
-	if (loop_now(srv->env.loop) - h->born_ms < HANDSHAKE_GRACE_MS)
+	if (loop_now(srv->env.loop) - h->born_ms < grace_ms)
 		return false;
 	/* a peer whose message is already in the socket, waiting for this
 	 * busy loop to read it, is not stalling: it stays (the caller waits) */
@@ -1058,7 +1058,7 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 		 * unfinished go), or wait for the youngest to have had a turn */
 		if (srv->handshakes.n >= srv->max_handshakes &&
 		    !hs_evict(srv, list_first_entry(&srv->handshakes, struct handshake, link),
-			      "every handshake slot is taken")) {
+			      HANDSHAKE_GRACE_MS, "every handshake slot is taken")) {
 			log_limited(&srv->log_hs_wait, loop_now(loop), LOGL_DEBUG,
 				    "%zu handshakes in progress on %s, none older than %d ms; accepting more in %d ms",
 				    srv->handshakes.n, srv->cfg->bind_addr, HANDSHAKE_GRACE_MS, HANDSHAKE_GRACE_MS);
@@ -1073,18 +1073,16 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 			continue;
 		if (fd < 0)
 			return;
-		/* and a slot of this source: its oldest goes; if that one has
-		 * not had its turn yet, the newcomer is let in over the bound
-		 * and accepting waits for the grace period (a burst of one
-		 * client's data channels is not cut) */
-		bool pause = false;
+		/* and a slot of this source: its oldest goes once it has
+		 * waited HANDSHAKE_MIN_MS for nothing; a younger one stays and
+		 * the newcomer is let in over the bound (the global bound still
+		 * holds): one busy client's burst of data channels is never
+		 * cut, only a source whose connections stall for a second */
 		struct src_entry *src = srcmap_get(srv->sources, &peer);
 		if (src && src->items.n >= MAX_HANDSHAKES_PER_SOURCE) {
 			struct handshake *old = list_entry(src->items.head, struct handshake, src_link);
-			if (hs_evict(srv, old, "its address has too many in progress"))
+			if (hs_evict(srv, old, HANDSHAKE_MIN_MS, "its address has too many in progress"))
 				src = srcmap_get(srv->sources, &peer);   /* the eviction may have freed it */
-			else
-				pause = true;
 		}
 		char pbuf[ADDR_STRLEN];
 		addr_str(&peer, pbuf, sizeof(pbuf));
@@ -1116,11 +1114,6 @@ static void server_accept(struct loop *loop, struct io_watcher *w, unsigned reve
 		if (srv->handshakes.n > srv->hs_peak)
 			srv->hs_peak = srv->handshakes.n;
 		log_debug("connection from %s", pbuf);
-		if (pause) {
-			loop_io_set(loop, w, 0);
-			loop_timer_start(loop, &srv->accept_retry, HANDSHAKE_GRACE_MS);
-			return;
-		}
 	}
 }
 

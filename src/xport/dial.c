@@ -33,11 +33,42 @@ struct dial {
 	struct io_watcher w;
 	struct timer timer;
 	size_t n, next;         /* addresses, and the index of the next to try */
-	struct addr addrs[DNS_MAX_ADDRS];
+	struct addr *addrs;     /* &one, or an array of n when there are several
+				 * (a dial in flight costs ~0.3 KiB, not 2) */
+	struct addr one;
 	char target[];          /* what was asked for, for log messages */
 };
 
 static void try_next(struct dial *d);
+
+static void dial_free(void *arg)
+{
+	struct dial *d = arg;
+	if (d->addrs != &d->one)
+		free(d->addrs);
+	free(d);
+}
+
+/* Keeps a copy of the n (<= DNS_MAX_ADDRS) addresses to try. Returns 0 or
+ * -ENOMEM. */
+static int set_addrs(struct dial *d, const struct addr *addrs, size_t n)
+{
+	if (d->addrs != &d->one)
+		free(d->addrs);
+	d->addrs = &d->one;
+	if (n > 1) {
+		d->addrs = malloc(n * sizeof(*addrs));
+		if (!d->addrs) {
+			d->addrs = &d->one;
+			return -ENOMEM;
+		}
+	}
+	if (n)
+		memcpy(d->addrs, addrs, n * sizeof(*addrs));
+	d->n = n;
+	d->next = 0;
+	return 0;
+}
 
 static void stop_attempt(struct dial *d)
 {
@@ -54,7 +85,7 @@ static void stop_attempt(struct dial *d)
 static void finish(struct dial *d, int fd, int err, const struct addr *peer)
 {
 	d->state = DIAL_DONE;
-	loop_defer(d->loop, free, d);
+	loop_defer(d->loop, dial_free, d);
 	d->cb(d->arg, fd, err, peer);
 }
 
@@ -148,9 +179,10 @@ static void on_resolved(void *arg, int err, const struct addr *addrs, size_t n)
 	}
 	if (n > DNS_MAX_ADDRS)
 		n = DNS_MAX_ADDRS;
-	memcpy(d->addrs, addrs, n * sizeof(*addrs));
-	d->n = n;
-	d->next = 0;
+	if (set_addrs(d, addrs, n) < 0) {
+		finish(d, -1, -ENOMEM, NULL);
+		return;
+	}
 	try_next(d);
 }
 
@@ -170,6 +202,7 @@ static struct dial *dial_alloc(struct loop *loop, const char *target, unsigned t
 	d->arg = arg;
 	d->timeout_ms = timeout_ms;
 	d->fd = -1;
+	d->addrs = &d->one;
 	loop_io_init(&d->w, on_writable, d);
 	loop_timer_init(&d->timer, on_timer, d);
 	return d;
@@ -185,10 +218,8 @@ static void start_with(struct dial *d, const struct addr *addrs, size_t n)
 {
 	if (n > DNS_MAX_ADDRS)
 		n = DNS_MAX_ADDRS;
-	if (n)
-		memcpy(d->addrs, addrs, n * sizeof(*addrs));
-	d->n = n;
-	d->next = 0;
+	if (set_addrs(d, addrs, n) < 0)
+		n = 0;   /* the timer's try_next then reports the failure */
 	d->state = DIAL_STARTING;
 	if (n) {
 		int fd = sock_connect_start(&d->addrs[0]);
@@ -230,14 +261,14 @@ struct dial *dial_start(struct loop *loop, struct dns *dns, const char *addr,
 	}
 	if (!dns) {
 		log_debug("dial: \"%s\" needs a resolver and none was given", addr);
-		free(d);
+		dial_free(d);
 		*err = -EINVAL;
 		return NULL;
 	}
 	d->state = DIAL_RESOLVING;
 	d->req = dns_resolve(dns, host, port, on_resolved, d);
 	if (!d->req) {
-		free(d);
+		dial_free(d);
 		*err = -ENOMEM;
 		return NULL;
 	}
@@ -271,5 +302,5 @@ void dial_cancel(struct dial *d)
 	}
 	stop_attempt(d);
 	d->state = DIAL_DONE;
-	loop_defer(d->loop, free, d);
+	loop_defer(d->loop, dial_free, d);
 }

@@ -479,7 +479,6 @@ def test_memory_per_held_connection(procs):
     check_held_rss("f memory per held connection (batches of 100)", procs, 100)
 
 
-@pytest.mark.xfail(reason="issue 12: 1,000 opened at once: server +1.7..4.4 MiB, client +2.6..6.6 MiB (batches of 100: +0.6 / +0.7); not strict: about 1 run in 14 stays under 2 MiB on both sides", strict=False)
 def test_memory_after_connection_burst(procs):
     """(f, all at once) The same 1,000 held connections opened at once (a
     burst of visitors waiting for data channels together): RSS growth per
