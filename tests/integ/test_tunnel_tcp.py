@@ -122,8 +122,9 @@ def test_500_concurrent_connections(procs, relay, echo):
 def test_burst_beyond_handshake_limit(procs, echo):
     """A burst of visitors asks for more data channels at once than the
     server lets handshake at a time (lowered to 4 here; 1,024 normally):
+    a handshake whose Hello is already in its socket is never evicted, so
     the extra data channels wait in the listen backlog instead of being
-    refused, so every visitor is served (protocol.md#q30)."""
+    refused or cut, and every visitor is served (protocol.md#q30)."""
     n = 200
     t = mrlib.Tunnel(procs, [{"name": "burst", "local": echo.port}],
                      server_env={"MOLERAT_TEST_MAX_HANDSHAKES": "4"}).start()
