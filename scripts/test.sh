@@ -29,10 +29,15 @@ stage() {   # stage NAME COMMAND...: runs one stage, records a failure
 }
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# ctest prints a skipped test without its output: name each skipped suite
+# with where its data comes from
+skipped() { grep -h "SKIPPED:" "$1/Testing/Temporary/LastTest.log" 2>/dev/null | sort -u || true; }
 stage "tests: normal build" ctest --test-dir build --output-on-failure -j"$jobs"
+skipped build
 stage "benchmark smoke test (bench/run --quick)" \
 	bench/run --quick --no-deps --bin build/molerat --out "$(mktemp -d /tmp/molerat-bench-quick.XXXXXX)"
 stage "tests: ASan+UBSan build" ctest --test-dir build-asan --output-on-failure -j"$jobs"
+skipped build-asan
 stage "soak: ASan+UBSan build under 2 minutes of mixed and ill-behaved traffic (bench/soak)" \
 	bench/soak --seconds 120 --bin build-asan/molerat
 

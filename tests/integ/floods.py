@@ -262,6 +262,15 @@ class BurstResult:
     def n(self):
         return self.ok + len(self.bad)
 
+    def record(self, i, ok, what, dt):
+        """One visitor (index i) ended: served (ok) or not (what says why)."""
+        self.ends.append((i, ok, what, dt))
+        if ok:
+            self.ok += 1
+            self.latencies.append(dt)
+        else:
+            self.bad.append((i, what))
+
     def __repr__(self):
         lat = sorted(self.latencies)
         p = (lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan"))
@@ -308,12 +317,7 @@ def visitor_burst(port, n, size=1024, expect=mrlib.echo_expect, timeout=5.0, con
             time.sleep(stagger * i)
         ok, what, dt = visitor(port, data, expect, timeout, connect_timeout, host)
         with lock:
-            res.ends.append((i, ok, what, dt))
-            if ok:
-                res.ok += 1
-                res.latencies.append(dt)
-            else:
-                res.bad.append((i, what))
+            res.record(i, ok, what, dt)
 
     threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
     for t in threads:
@@ -343,12 +347,7 @@ def visitors_in_row(port, n, size=256, expect=mrlib.echo_expect, timeout=3.0, se
         if stop_after is not None and len(res.bad) >= stop_after:
             break
         ok, what, dt = visitor(port, mrlib.payload(seed * 100003 + i, size), expect, timeout)
-        res.ends.append((i, ok, what, dt))
-        if ok:
-            res.ok += 1
-            res.latencies.append(dt)
-        else:
-            res.bad.append((i, what))
+        res.record(i, ok, what, dt)
     res.took = time.monotonic() - t0
     return res
 
