@@ -1,10 +1,20 @@
 #include "base/util.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
+
+void mr_trim_heap(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
 
 char *mr_strndup(const char *s, size_t n)
 {

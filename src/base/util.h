@@ -9,6 +9,12 @@
  * out-of-memory. The caller frees it. */
 char *mr_strndup(const char *s, size_t n);
 
+/* Gives the heap's free pages back to the system (glibc keeps them
+ * otherwise: it returns only the top of its heap, and one live chunk there
+ * holds everything freed below it). For after a burst has ended; a no-op
+ * with another C library. */
+void mr_trim_heap(void);
+
 /* Seconds from the config to milliseconds, saturating (u64 config values
  * go up to INT64_MAX). */
 static inline uint64_t secs_to_ms(uint64_t secs)

@@ -17,9 +17,6 @@
 #include "plane/relay.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +24,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/util.h"
 
 enum {
 	/* bytes per direction per wake-up: a fast pair cannot starve the rest */
@@ -37,7 +35,7 @@ enum {
 	RELAY_PIPE_SIZE = 256 * 1024,
 	/* sanity bound on pipe_pool_new(max_idle) */
 	RELAY_POOL_MAX_IDLE = 65536,
-	/* running relays that make a later descent worth a malloc_trim */
+	/* running relays that make a later descent worth a heap trim */
 	RELAY_TRIM_PEAK = 256,
 	/* splice pays off for bulk, copying for small messages: a direction
 	 * that may splice starts by copying, switches to splice after a read
@@ -620,9 +618,7 @@ static void trim_after_peak(struct relay_set *set)
 	if (set->peak < RELAY_TRIM_PEAK || set->relays.n > set->peak / 4)
 		return;
 	set->peak = set->relays.n;
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
+	mr_trim_heap();
 }
 
 static void relay_end(struct relay *r, int err)

@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "base/backoff.h"
 #include "base/err.h"
@@ -868,9 +865,7 @@ static void trim_after_peak(struct server *srv)
 	if (srv->handshakes.n || srv->hs_peak < TRIM_AFTER_PEAK)
 		return;
 	srv->hs_peak = 0;
-#ifdef __GLIBC__
-	malloc_trim(0);
-#endif
+	mr_trim_heap();
 }
 
 static void hs_free(struct handshake *h, bool close_chan)
