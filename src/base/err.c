@@ -21,6 +21,9 @@ const char *mr_strerror(int err)
 	case MR_EEOF: return "connection closed by peer";
 	case MR_ECLOSED: return "connection closed";
 	case MR_EUNSUPPORTED: return "not supported by this build";
+	case MR_ETLS: return "TLS failed";
+	case MR_ENOISE: return "Noise failed";
+	case MR_ECONFIG: return "invalid configuration";
 	default: break;
 	}
 	if (err < 0 && err > -4096)

@@ -25,6 +25,9 @@ enum mr_err {
 	MR_EEOF = -10014,            /* the peer closed before the message was complete */
 	MR_ECLOSED = -10015,         /* the connection was closed by us (shutdown, replacement) */
 	MR_EUNSUPPORTED = -10016,    /* a setting this build cannot honour yet (a transport) */
+	MR_ETLS = -10017,            /* TLS failed (handshake, certificate, record); details from xport_last_error */
+	MR_ENOISE = -10018,          /* Noise failed (handshake, decryption, framing); details from xport_last_error */
+	MR_ECONFIG = -10019,         /* a setting could not be used (logged where it was found) */
 };
 
 const char *mr_strerror(int err);

@@ -589,7 +589,8 @@ int client_new(const struct runtime *rt, const struct conf_client *cfg, struct c
 	cl->heartbeat_timeout_ms = secs_to_ms(cfg->heartbeat_timeout);
 	/* the client gives up a control channel after heartbeat_timeout
 	 * without a command; its sockets give up unacknowledged data as soon */
-	int r = xport_stack_init(&cl->stack, &cfg->transport, tunnel_user_timeout_ms(cfg->heartbeat_timeout, 0));
+	int r = xport_stack_init(&cl->stack, &cfg->transport, false, cfg->remote_addr,
+				 tunnel_user_timeout_ms(cfg->heartbeat_timeout, 0));
 	char host[256];
 	uint16_t port;
 	if (r == 0 && addr_split_host_port(cfg->remote_addr, host, sizeof(host), &port) < 0) {
@@ -619,5 +620,6 @@ void client_free(struct client *cl)
 	while (list_first(&cl->udps))
 		cudp_free(list_first_entry(&cl->udps, struct cudp, link));
 	free(cl->svcs);
+	xport_stack_fini(&cl->stack);
 	free(cl);
 }

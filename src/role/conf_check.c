@@ -390,7 +390,7 @@ static void unsupported_transport(struct wctx *x, const char *sec, const struct 
 				  bool server)
 {
 	struct kpath tp = kp_add(kp(sec), "transport");
-	if (t->type != CONF_XPORT_TCP)
+	if (t->type == CONF_XPORT_WEBSOCKET)
 		wemit(x, kp_add(tp, "type"), "the %s transport is not supported by this build of molerat "
 					    "yet; use type = \"tcp\", or run rathole at both ends until it is",
 		      conf_xport_type_name(t->type));

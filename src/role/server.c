@@ -1197,12 +1197,11 @@ int server_new(const struct runtime *rt, const struct conf_server *cfg, struct s
 	struct backoff_params bp = backoff_params_server_accept();
 	backoff_init(&srv->accept_bo, &bp, loop_now(rt->loop), NULL, NULL);
 	srv->sources = srcmap_new();
-	int r = srv->sources ? xport_stack_init(&srv->stack, &cfg->transport,
-								     /* heartbeats leave every
-								      * interval: a path that
-								      * acknowledges none for one
-								      * interval and 10 s is dead */
-								     tunnel_user_timeout_ms(cfg->heartbeat_interval, 10000)) : -ENOMEM;
+	/* heartbeats leave every interval: a path that acknowledges none for
+	 * one interval and 10 s is dead */
+	int r = srv->sources ? xport_stack_init(&srv->stack, &cfg->transport, true, NULL,
+						tunnel_user_timeout_ms(cfg->heartbeat_interval, 10000))
+			     : -ENOMEM;
 	for (size_t i = 0; r == 0 && i < cfg->n_services; i++)
 		r = server_add_service(srv, &cfg->services[i]);
 	char host[256];
@@ -1243,5 +1242,6 @@ void server_free(struct server *srv)
 	for (size_t i = 0; i < srv->n_svcs; i++)
 		svc_free(srv->svcs[i], "server stopping");
 	free(srv->svcs);
+	xport_stack_fini(&srv->stack);
 	free(srv);
 }

@@ -1,19 +1,48 @@
 /* stack: see stack.h. */
 #include "xport/stack.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/log.h"
 #include "base/sock.h"
+#include "xport/xport_noise.h"
+#include "xport/xport_tls.h"
 
-int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, unsigned user_timeout_ms)
+int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, bool server,
+		     const char *remote_addr, unsigned user_timeout_ms)
 {
+	memset(st, 0, sizeof(*st));
 	st->type = t->type;
+	st->server = server;
 	st->user_timeout_ms = user_timeout_ms;
 	st->tcp.nodelay = t->tcp.nodelay;
 	st->tcp.keepalive_secs = (unsigned)t->tcp.keepalive_secs;
 	st->tcp.keepalive_interval = (unsigned)t->tcp.keepalive_interval;
-	return t->type == CONF_XPORT_TCP ? 0 : MR_EUNSUPPORTED;
+	const char *sec = server ? "server" : "client";
+	switch (t->type) {
+	case CONF_XPORT_TCP:
+		return 0;
+	case CONF_XPORT_TLS:
+		st->tls = tls_ctx_new(&t->tls, server, remote_addr, sec);
+		return st->tls ? 0 : MR_ECONFIG;
+	case CONF_XPORT_NOISE:
+		st->noise = noise_ident_new(&t->noise, server, sec);
+		return st->noise ? 0 : MR_ECONFIG;
+	default:
+		log_error("%s.transport.type = \"%s\" is not supported by this build of molerat",
+			  sec, conf_xport_type_name(t->type));
+		return MR_EUNSUPPORTED;
+	}
+}
+
+void xport_stack_fini(struct xport_stack *st)
+{
+	tls_ctx_free(st->tls);
+	st->tls = NULL;
+	noise_ident_unref(st->noise);
+	st->noise = NULL;
 }
 
 /* The bottom of every tunnel stack: tcp with [*.transport.tcp]'s options. */
@@ -25,25 +54,41 @@ static struct xport *tunnel_bottom(const struct xport_stack *st, int fd)
 	return xport_tcp_new(fd);
 }
 
+/* The transport's own layer over the bottom (takes x; NULL when the type
+ * has no stack, or on out-of-memory: x is closed then). */
+static struct xport *tunnel_top(const struct xport_stack *st, struct xport *x)
+{
+	if (!x)
+		return NULL;
+	switch (st->type) {
+	case CONF_XPORT_TCP:
+		return x;
+	case CONF_XPORT_TLS:
+		if (st->tls)
+			return xport_tls_new(st->tls, x);
+		break;
+	case CONF_XPORT_NOISE:
+		if (st->noise)
+			return xport_noise_new(st->noise, x);
+		break;
+	default:
+		break;
+	}
+	xport_close(x);
+	return NULL;
+}
+
 struct xport *xport_stack_outbound(const struct xport_stack *st, int fd, int nodelay)
 {
-	if (st->type != CONF_XPORT_TCP) {
-		close(fd);
-		return NULL;
-	}
 	struct xport *x = tunnel_bottom(st, fd);
 	if (x && nodelay >= 0)   /* after the transport's own TCP_NODELAY */
 		sock_set_nodelay(fd, nodelay);
-	return x;
+	return tunnel_top(st, x);
 }
 
 struct xport *xport_stack_inbound(const struct xport_stack *st, int fd)
 {
-	if (st->type != CONF_XPORT_TCP) {
-		close(fd);
-		return NULL;
-	}
-	return tunnel_bottom(st, fd);
+	return tunnel_top(st, tunnel_bottom(st, fd));
 }
 
 struct xport *xport_stack_plain(int fd)

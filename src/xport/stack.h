@@ -6,34 +6,53 @@
  * plain for a local stream (a visitor on the server, the local service on
  * the client), which is tcp with no options, whatever the transport.
  *
- * Today every stack is the tcp layer alone: the types the config may name
- * but this build lacks are refused before start (role/conf_check.h) and by
- * xport_stack_init. The layers to come (a proxy step, then tls or noise,
- * then websocket: docs/internals/transports.md) are added here.
+ * Stacks (docs/internals/transports.md): tcp, tcp -> tls, tcp -> noise.
+ * The types the config may name but this build lacks (websocket; a proxy
+ * step) are refused before start (role/conf_check.h) and by
+ * xport_stack_init.
  *
- * Ownership: a struct xport_stack is a value the role keeps; it borrows
- * nothing. Every constructor takes the fd (closed also on failure) and
- * returns the top layer, owned by the caller (xport_close), or NULL on
- * out-of-memory. */
+ * Ownership: a struct xport_stack is owned by the role that initialised it
+ * and released with xport_stack_fini; it borrows nothing from the conf
+ * after init. It owns the transport's shared state (the TLS context, the
+ * Noise identity); every connection's stack takes its own reference, so a
+ * stack may be finished while its connections still run. Every
+ * constructor takes the fd (closed also on failure) and returns the top
+ * layer, owned by the caller (xport_close), or NULL on out-of-memory. */
 #ifndef MOLERAT_XPORT_STACK_H
 #define MOLERAT_XPORT_STACK_H
+
+#include <stdbool.h>
 
 #include "codec/conf.h"
 #include "xport/xport.h"
 
+struct tls_ctx;
+struct noise_ident;
+
 struct xport_stack {
 	enum conf_xport_type type;
+	bool server;               /* inbound stacks answer handshakes */
 	struct tcp_opts tcp;       /* [*.transport.tcp], applied to every socket of the tunnel */
 	unsigned user_timeout_ms;  /* TCP_USER_TIMEOUT of every socket of the tunnel */
+	struct tls_ctx *tls;       /* type tls: owned */
+	struct noise_ident *noise; /* type noise: owned (one reference) */
 };
 
-/* From a validated transport section. user_timeout_ms bounds how long a
- * tunnel socket may go without its peer acknowledging anything while it
- * has data in flight or keepalive probes unanswered (a path that went dark
- * without FIN or RST): the role passes its liveness window (see
- * docs/internals/transports.md). Returns 0, or MR_EUNSUPPORTED when this
- * build lacks the type (the stack is then unusable). */
-int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, unsigned user_timeout_ms);
+/* From a validated transport section of the role's section: server true
+ * for [server], false for [client] (remote_addr then names the server, the
+ * default TLS name). user_timeout_ms bounds how long a tunnel socket may
+ * go without its peer acknowledging anything while it has data in flight
+ * or keepalive probes unanswered (a path that went dark without FIN or
+ * RST): the role passes its liveness window (see
+ * docs/internals/transports.md). Loads what the transport needs (the
+ * PKCS#12 identity, the trust roots, the Noise keys). Returns 0, or a
+ * negative error after logging one line that says what and what to do
+ * (MR_EUNSUPPORTED when this build lacks the type); the stack is then
+ * unusable but xport_stack_fini is still safe. */
+int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, bool server,
+		     const char *remote_addr, unsigned user_timeout_ms);
+/* Releases what init loaded (idempotent; a zeroed stack is fine). */
+void xport_stack_fini(struct xport_stack *st);
 
 /* Client: fd is connected to the server. nodelay < 0 keeps the transport's
  * TCP_NODELAY, else overrides it (1 for a control channel, a service's own

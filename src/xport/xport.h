@@ -55,6 +55,12 @@ struct xport_ops {
 	unsigned (*want)(struct xport *x);
 	size_t (*pending)(struct xport *x);
 	void (*close)(struct xport *x);
+	/* Optional: after an operation failed with MR_ETLS or MR_ENOISE, one
+	 * line (no newline, no secrets) saying what went wrong and, where it
+	 * helps, what to do ("certificate verify failed: self-signed
+	 * certificate; set trusted_root to the CA that signed it"). NULL when
+	 * the error code says it all. Valid until the next call on x. */
+	const char *(*last_error)(struct xport *x);
 };
 
 enum xport_flags {
@@ -76,6 +82,7 @@ static inline int xport_shutdown_wr(struct xport *x) { return x->ops->shutdown_w
 static inline unsigned xport_want(struct xport *x) { return x->ops->want(x); }
 static inline size_t xport_pending(struct xport *x) { return x->ops->pending ? x->ops->pending(x) : 0; }
 static inline void xport_close(struct xport *x) { if (x) x->ops->close(x); }
+static inline const char *xport_last_error(struct xport *x) { return x->ops->last_error ? x->ops->last_error(x) : NULL; }
 static inline bool xport_short_read_empty(const struct xport *x) { return x->flags & XPORT_F_SHORT_IO_EXACT; }
 static inline bool xport_short_write_full(const struct xport *x) { return x->flags & XPORT_F_SHORT_IO_EXACT; }
 static inline ssize_t xport_writev(struct xport *x, const struct iovec *iov, int iovcnt)

@@ -57,7 +57,7 @@ static void test_tunnel_sockets(void **state)
 {
 	struct conf_transport t = tcp_transport();
 	struct xport_stack st;
-	assert_int_equal(xport_stack_init(&st, &t, 7000), 0);
+	assert_int_equal(xport_stack_init(&st, &t, false, "127.0.0.1:1", 7000), 0);
 	int peer, fd = tcp_conn(&peer);
 	struct xport *x = xport_stack_outbound(&st, fd, -1);
 	assert_non_null(x);
@@ -101,9 +101,9 @@ static void test_plain_stream_untouched(void **state)
 static void test_unsupported_type(void **state)
 {
 	struct conf_transport t = tcp_transport();
-	t.type = CONF_XPORT_NOISE;
+	t.type = CONF_XPORT_WEBSOCKET;
 	struct xport_stack st;
-	assert_int_equal(xport_stack_init(&st, &t, 0), MR_EUNSUPPORTED);
+	assert_int_equal(xport_stack_init(&st, &t, true, NULL, 0), MR_EUNSUPPORTED);
 	int peer, fd = tcp_conn(&peer);
 	assert_null(xport_stack_outbound(&st, fd, -1));   /* fd closed */
 	char b;
