@@ -82,7 +82,7 @@ static int cmd_check(const struct cli_opts *o)
 		fprintf(stderr, "%s\n", err.msg);
 		rc = CLI_EXIT_FAIL;
 	}
-	if (conf_check_unsupported(c, show_server && show_client ? CONF_MODE_AUTO : show_server ? CONF_MODE_SERVER : CONF_MODE_CLIENT,
+	if (conf_check_errors(c, show_server && show_client ? CONF_MODE_AUTO : show_server ? CONF_MODE_SERVER : CONF_MODE_CLIENT,
 				   print_error, NULL)) {
 		conf_free(c);
 		return CLI_EXIT_FAIL;
@@ -146,7 +146,7 @@ static int cmd_run(const struct cli_opts *o)
 		conf_free(c);
 		return CLI_EXIT_FAIL;
 	}
-	if (conf_check_unsupported(c, mode, print_error, NULL)) {
+	if (conf_check_errors(c, mode, print_error, NULL)) {
 		conf_free(c);
 		return CLI_EXIT_FAIL;
 	}

@@ -292,3 +292,11 @@ void chan_close(struct chan *c)
 {
 	xport_close(chan_release(c, true));
 }
+
+const char *chan_strerror(struct chan *c, int err)
+{
+	const char *why = NULL;
+	if (err == MR_ETLS || err == MR_ENOISE)
+		why = xport_last_error(c->x);
+	return why ? why : mr_strerror(err);
+}

@@ -64,5 +64,9 @@ void chan_close(struct chan *c);
 bool chan_msg_arrived(struct chan *c);
 void chan_set_owner(struct chan *c, const struct chan_cbs *cbs, void *owner);
 struct xport *chan_xport(struct chan *c);
+/* The text for err, a failure of c: the transport's own line for a TLS
+ * or Noise failure (xport_last_error: what went wrong and what to do),
+ * else mr_strerror(err). Valid until the next call on c. */
+const char *chan_strerror(struct chan *c, int err);
 
 #endif

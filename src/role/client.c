@@ -257,7 +257,7 @@ static void dc_on_error(struct chan *c, void *owner, int err)
 	if (err == MR_EEOF)
 		log_debug("service %s: data channel closed by the server before use", d->label);
 	else
-		log_warn("service %s: data channel: %s", d->label, mr_strerror(err));
+		log_warn("service %s: data channel: %s", d->label, chan_strerror(c, err));
 	dc_free(d);
 }
 
@@ -360,7 +360,7 @@ static void cs_close_conn(struct csvc *s)
 
 /* A failed attempt: close, then sleep for the next backoff interval (protocol.md#p-control-client
  * step 9). */
-static void cs_fail(struct csvc *s, const char *what, int err)
+static void cs_fail_why(struct csvc *s, const char *what, const char *why)
 {
 	struct loop *loop = s->cl->env.loop;
 	cs_close_conn(s);
@@ -369,10 +369,15 @@ static void cs_fail(struct csvc *s, const char *what, int err)
 		backoff_reset(&s->bo, now);
 	uint64_t delay = 1000;
 	backoff_next(&s->bo, now, &delay);
-	log_error("service %s: %s: %s; retrying in %llu ms", s->cfg->name, what, mr_strerror(err),
+	log_error("service %s: %s: %s; retrying in %llu ms", s->cfg->name, what, why,
 		  (unsigned long long)delay);
 	s->state = CS_WAIT_RETRY;
 	loop_timer_start(loop, &s->retry, delay);
+}
+
+static void cs_fail(struct csvc *s, const char *what, int err)
+{
+	cs_fail_why(s, what, mr_strerror(err));
 }
 
 static void cs_on_deadline(struct loop *loop, struct timer *t)
@@ -461,7 +466,9 @@ static void cs_on_open(struct chan *c, void *owner)
 static void cs_on_error(struct chan *c, void *owner, int err)
 {
 	struct csvc *s = owner;
-	cs_fail(s, s->state == CS_READY ? "control channel lost" : "handshake with the server", err);
+	char why[256];  /* the chan goes with the connection cs_fail closes */
+	snprintf(why, sizeof(why), "%s", chan_strerror(c, err));
+	cs_fail_why(s, s->state == CS_READY ? "control channel lost" : "handshake with the server", why);
 }
 
 static const struct chan_cbs cs_cbs = {

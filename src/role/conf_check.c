@@ -19,6 +19,7 @@
 
 #include "base/err.h"
 #include "codec/keygen.h"
+#include "codec/noise.h"
 
 struct wctx {
 	const struct conf *c;
@@ -139,7 +140,8 @@ static void warn_file(struct wctx *x, struct kpath p, const char *file, const ch
 		    "working directory, not to the configuration file", q, strerror(e), what);
 }
 
-static void warn_key(struct wctx *x, struct kpath p, const char *b64)
+/* A configured Noise key: standard base64 of exactly dhlen bytes. */
+static void key_errors(struct wctx *x, struct kpath p, const char *b64, size_t dhlen)
 {
 	uint8_t buf[96];
 	if (!b64)
@@ -147,91 +149,58 @@ static void warn_key(struct wctx *x, struct kpath p, const char *b64)
 	int n = keygen_b64_decode(b64, strlen(b64), buf, sizeof(buf));
 	explicit_bzero(buf, sizeof(buf));
 	if (n == MR_ELIMIT)
-		wemit(x, p, "the key decodes to more than %zu bytes, not 32; use a key from "
-			    "`molerat --genkey`", sizeof(buf));
-	else if (n >= 0 && n != KEYGEN_KEY_LEN)
-		wemit(x, p, "the key decodes to %d bytes, not 32; use a key from `molerat --genkey`", n);
+		wemit(x, p, "the key decodes to more than %zu bytes, not %zu; use a key from "
+			    "`molerat --genkey`", sizeof(buf), dhlen);
+	else if (n >= 0 && (size_t)n != dhlen)
+		wemit(x, p, "the key decodes to %d bytes, not %zu; use a key from `molerat --genkey`", n, dhlen);
 	else if (n < 0)
-		wemit(x, p, "the key is not valid standard base64, so the instance fails at start; use a key "
-			    "from `molerat --genkey`");
+		wemit(x, p, "the key is not valid standard base64; use a key from `molerat --genkey`");
 }
 
-/* Checks a Noise protocol name; fills the two pattern letters. */
-static const char *noise_pattern_problem(const char *name, char *ini, char *resp)
-{
-	static const char *const dhs[] = { "25519", NULL };
-	static const char *const ciphers[] = { "ChaChaPoly", "AESGCM", NULL };
-	static const char *const hashes[] = { "BLAKE2s", "BLAKE2b", "SHA256", "SHA512", NULL };
-	char buf[128];
-	char *parts[6];
-	size_t np = 0;
-	if (strlen(name) >= sizeof(buf))
-		return "it is too long";
-	strcpy(buf, name);
-	for (char *s = buf, *save = NULL; np < 6 && (s = strtok_r(s, "_", &save)); s = NULL)
-		parts[np++] = s;
-	if (np != 5 || strcmp(parts[0], "Noise") != 0)
-		return "it is not of the form Noise_PATTERN_DH_CIPHER_HASH";
-	const char *pat = parts[1];
-	size_t base = 0;
-	while (pat[base] >= 'A' && pat[base] <= 'Z')
-		base++;
-	static const char *const two[] = { "NN", "NK", "NX", "XN", "XK", "XX", "KN", "KK", "KX",
-					   "IN", "IK", "IX", NULL };
-	bool ok = false;
-	for (size_t i = 0; two[i]; i++)
-		if (base == 2 && !strncmp(pat, two[i], 2))
-			ok = true;
-	if (base == 1 && strchr("NKX", pat[0]))
-		return "one-way patterns (N, K, X) cannot carry traffic both ways";
-	if (!ok)
-		return "the handshake pattern is unknown";
-	if (pat[2] != '\0')
-		return "pattern modifiers (psk, fallback) cannot be configured; a PSK pattern never completes";
-	bool dh = false, ci = false, ha = false;
-	for (size_t i = 0; dhs[i]; i++)
-		dh |= !strcmp(parts[2], dhs[i]);
-	for (size_t i = 0; ciphers[i]; i++)
-		ci |= !strcmp(parts[3], ciphers[i]);
-	for (size_t i = 0; hashes[i]; i++)
-		ha |= !strcmp(parts[4], hashes[i]);
-	if (!dh)
-		return "the DH function must be 25519";
-	if (!ci)
-		return "the cipher must be ChaChaPoly or AESGCM";
-	if (!ha)
-		return "the hash must be BLAKE2s, BLAKE2b, SHA256 or SHA512";
-	*ini = pat[0];
-	*resp = pat[1];
-	return NULL;
-}
-
-static void warn_noise(struct wctx *x, const char *sec, const struct conf_noise *n, bool server)
+/* The [*.transport.noise] settings a noise transport cannot start with:
+ * the protocol name, the keys' encoding and length, a key the pattern
+ * needs from the other side. */
+static void noise_errors(struct wctx *x, const char *sec, const struct conf_noise *n, bool server)
 {
 	struct kpath p = kp_add(kp_add(kp(sec), "transport"), "noise");
-	char ini = 0, resp = 0;
-	const char *why = noise_pattern_problem(n->pattern ? n->pattern : "", &ini, &resp);
+	const char *name = n->pattern ? n->pattern : "Noise_NK_25519_ChaChaPoly_BLAKE2s";
+	struct noise_protocol proto;
+	const char *why = NULL;
+	if (noise_protocol_parse(name, &proto, &why) == 0 && proto.one_way)
+		why = "one-way patterns (N, K, X) cannot carry traffic both ways";
+	else if (!why && proto.psk_mask)
+		why = "a PSK pattern needs a pre-shared key, which cannot be configured";
 	if (why) {
 		char q[96];
-		conf_quote(q, sizeof(q), n->pattern ? n->pattern : "", n->pattern ? strlen(n->pattern) : 0, 60);
-		wemit(x, kp_add(p, "pattern"), "%s is not a usable Noise protocol name (%s), so the instance "
-					     "fails at start; e.g. pattern = \"Noise_NK_25519_ChaChaPoly_BLAKE2s\"",
-		      q, why);
+		conf_quote(q, sizeof(q), name, strlen(name), 60);
+		wemit(x, kp_add(p, "pattern"), "%s is not a usable Noise protocol name (%s); e.g. pattern = "
+					     "\"Noise_NK_25519_ChaChaPoly_BLAKE2s\"", q, why ? why : "");
+		return;
 	}
-	warn_key(x, kp_add(p, "local_private_key"), n->local_private_key);
-	warn_key(x, kp_add(p, "remote_public_key"), n->remote_public_key);
-	if (why)
+	key_errors(x, kp_add(p, "local_private_key"), n->local_private_key, proto.dhlen);
+	key_errors(x, kp_add(p, "remote_public_key"), n->remote_public_key, proto.dhlen);
+	enum noise_role role = server ? NOISE_RESPONDER : NOISE_INITIATOR;
+	if (noise_needs_remote_static(&proto, role) && !n->remote_public_key)
+		wemit(x, p, "the pattern needs remote_public_key (the %s's public key) on the %s; add "
+			    "remote_public_key = \"...\"", server ? "client" : "server", sec);
+}
+
+/* What works but surprises: a static key the other side must know in
+ * advance, made up at every start. */
+static void warn_noise(struct wctx *x, const char *sec, const struct conf_noise *n, bool server)
+{
+	struct noise_protocol proto;
+	const char *name = n->pattern ? n->pattern : "Noise_NK_25519_ChaChaPoly_BLAKE2s";
+	if (noise_protocol_parse(name, &proto, NULL) < 0 || proto.one_way)
 		return;
 	/* the initiator is the client, the responder the server; K = the
 	 * other side knows this static key in advance */
-	char mine = server ? resp : ini, theirs = server ? ini : resp;
-	if (theirs == 'K' && !n->remote_public_key)
-		wemit(x, p, "the pattern needs remote_public_key (the %s's public key) on the %s; add "
-			    "remote_public_key = \"...\"", server ? "client" : "server", sec);
+	char mine = server ? proto.responder_static : proto.initiator_static;
 	if (mine == 'K' && !n->local_private_key)
-		wemit(x, p, "without local_private_key a new random key is made at every start, and the "
-			    "%s cannot know it as the pattern requires; add local_private_key from "
-			    "`molerat --genkey`", server ? "client" : "server");
+		wemit(x, kp_add(kp_add(kp(sec), "transport"), "noise"),
+		      "without local_private_key a new random key is made at every start, and the %s "
+		      "cannot know it as the pattern requires; add local_private_key from `molerat --genkey`",
+		      server ? "client" : "server");
 }
 
 static void warn_transport(struct wctx *x, const char *sec, const struct conf_transport *t,
@@ -386,27 +355,29 @@ size_t conf_check_warnings(const struct conf *c, enum conf_mode mode,
 	return x.n;
 }
 
-static void unsupported_transport(struct wctx *x, const char *sec, const struct conf_transport *t,
-				  bool server)
+static void transport_errors(struct wctx *x, const char *sec, const struct conf_transport *t,
+			     bool server)
 {
 	struct kpath tp = kp_add(kp(sec), "transport");
 	if (t->type == CONF_XPORT_WEBSOCKET)
 		wemit(x, kp_add(tp, "type"), "the %s transport is not supported by this build of molerat "
-					    "yet; use type = \"tcp\", or run rathole at both ends until it is",
-		      conf_xport_type_name(t->type));
+					    "yet; use type = \"tcp\", \"tls\" or \"noise\", or run rathole at "
+					    "both ends until it is", conf_xport_type_name(t->type));
+	if (t->type == CONF_XPORT_NOISE && t->noise.present)
+		noise_errors(x, sec, &t->noise, server);
 	if (!server && t->tcp.proxy)
 		wemit(x, kp_add(kp_add(tp, "tcp"), "proxy"), "connecting through a proxy is not supported by "
 							   "this build of molerat yet; remove proxy to connect "
 							   "directly, or run rathole as the client until it is");
 }
 
-size_t conf_check_unsupported(const struct conf *c, enum conf_mode mode,
-			      void (*fail)(void *arg, const char *line), void *arg)
+size_t conf_check_errors(const struct conf *c, enum conf_mode mode,
+			 void (*fail)(void *arg, const char *line), void *arg)
 {
 	struct wctx x = { .c = c, .warn = fail, .arg = arg };
 	if (c->server && mode != CONF_MODE_CLIENT)
-		unsupported_transport(&x, "server", &c->server->transport, true);
+		transport_errors(&x, "server", &c->server->transport, true);
 	if (c->client && mode != CONF_MODE_SERVER)
-		unsupported_transport(&x, "client", &c->client->transport, false);
+		transport_errors(&x, "client", &c->client->transport, false);
 	return x.n;
 }

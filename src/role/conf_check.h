@@ -28,14 +28,17 @@
 size_t conf_check_warnings(const struct conf *c, enum conf_mode mode,
 			   void (*warn)(void *arg, const char *line), void *arg);
 
-/* Settings this build accepts in the file (rathole does) but cannot honour
- * yet: a transport other than tcp (tls, noise, websocket), a client's
- * [client.transport.tcp] proxy. One line each, "FILE:LINE:COL: key.path:
- * what; what to do", passed to fail() (NULL to only count), for the
- * section(s) mode selects as in conf_check_warnings. A caller treats any as an
- * error: `molerat check` and a start both refuse such a file, so a key
- * molerat accepts is a key it acts on. Returns how many. */
-size_t conf_check_unsupported(const struct conf *c, enum conf_mode mode,
-			      void (*fail)(void *arg, const char *line), void *arg);
+/* Settings molerat cannot start with although the file parses (rathole
+ * accepts them too, then fails at start or at the first connection):
+ * what this build cannot honour yet (the websocket transport, a client's
+ * [client.transport.tcp] proxy), and a noise transport's unusable
+ * protocol name, a key that is not base64 of the DH's length, a remote
+ * key the pattern needs. One line each, "FILE:LINE:COL: key.path: what;
+ * what to do", passed to fail() (NULL to only count), for the section(s)
+ * mode selects as in conf_check_warnings. A caller treats any as an error:
+ * `molerat check` and a start both refuse such a file, so a key molerat
+ * accepts is a key it acts on. Returns how many. */
+size_t conf_check_errors(const struct conf *c, enum conf_mode mode,
+			 void (*fail)(void *arg, const char *line), void *arg);
 
 #endif

@@ -932,7 +932,7 @@ static void hs_on_error(struct chan *c, void *owner, int err)
 		log_debug("connection from %s: closed after a failed handshake", h->peer);
 	else
 		log_limited(&h->srv->log_hs_failed, loop_now(h->srv->env.loop), LOGL_WARN,
-			    "connection from %s: %s during the handshake", h->peer, mr_strerror(err));
+			    "connection from %s: %s during the handshake", h->peer, chan_strerror(c, err));
 	hs_free(h, true);
 }
 

@@ -1,20 +1,594 @@
-/* xport_noise: see xport_noise.h. (being written) */
+/* xport_noise: see xport_noise.h. The framing is protocol.md#p-noise:
+ *
+ *   +----------------------+------------------------------+
+ *   | len: u16 little-end. | len bytes of Noise message   |
+ *   +----------------------+------------------------------+
+ *
+ * Receiving: bytes from the lower layer collect in rbuf (allocated while
+ * it holds something: an idle connection keeps no buffer); a complete
+ * frame is decrypted straight into the caller's buffer when it fits, else
+ * in place and served from there (pt). Sending: one frame per write,
+ * encrypted into wbuf behind its length, and written to the lower layer
+ * in one call; what the lower layer does not take stays in wbuf and is
+ * flushed before anything else. */
 #include "xport/xport_noise.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "base/err.h"
 #include "base/log.h"
+#include "base/loop.h"
+#include "codec/keygen.h"
+#include "codec/noise.h"
+
+enum {
+	FRAME_HDR = 2,
+	FRAME_MAX = NOISE_MSG_MAX,                       /* ciphertext bytes in one frame */
+	PLAIN_MAX = NOISE_MSG_MAX - NOISE_TAG_LEN,       /* 65,519 */
+	RBUF_CAP = FRAME_HDR + FRAME_MAX + 16 * 1024,    /* one whole frame and the start of more */
+	WBUF_CAP = FRAME_HDR + FRAME_MAX,
+};
+
+struct noise_ident {
+	unsigned refs;
+	struct noise_protocol proto;
+	enum noise_role role;
+	bool has_s, has_rs;
+	uint8_t s_priv[NOISE_DH_MAX];
+	uint8_t rs[NOISE_DH_MAX];
+};
+
+enum nx_state {
+	NX_HANDSHAKE = 0,  /* Noise messages in frames until Split() */
+	NX_OPEN,           /* transport frames both ways */
+	NX_EOF,            /* the peer ended its direction (FIN, or an empty frame) */
+	NX_FAILED,         /* a frame or the handshake failed; every call fails */
+};
+
+struct xport_noise {
+	struct xport base;
+	struct noise_ident *id;        /* one reference */
+	struct noise_hs *hs;           /* NX_HANDSHAKE only */
+	struct noise_cipher *tx, *rx;  /* after Split() */
+	enum nx_state state;
+	unsigned want;                 /* what the last -EAGAIN waits for */
+	uint8_t *rbuf;                 /* RBUF_CAP bytes while it holds anything */
+	size_t roff, rlen;             /* unconsumed raw bytes: rbuf[roff, roff + rlen) */
+	uint8_t *pt;                   /* decrypted plaintext not yet returned (in rbuf) */
+	size_t pt_len;
+	uint8_t *wbuf;                 /* WBUF_CAP bytes while a frame is unsent */
+	size_t woff, wlen;             /* unsent: wbuf[woff, wlen) */
+	size_t committed;              /* plaintext bytes in the unsent frame, owed
+					* to the caller's next write (nx_writev) */
+	char err[200];                 /* last_error */
+};
+
+static struct xport_noise *to_nx(struct xport *x) { return (struct xport_noise *)x; }
+
+/* ---------------------------------------------------------------- identity */
+
+static const char *const B64_HINT = "use a key printed by `molerat --genkey` (or `rathole --genkey`)";
+
+/* Decodes a configured key into out (dhlen bytes). Logs and fails otherwise. */
+static int ident_key(const char *sec, const char *key, const char *b64, uint8_t *out, size_t dhlen)
+{
+	uint8_t buf[NOISE_DH_MAX + 8];
+	int n = keygen_b64_decode(b64, strlen(b64), buf, sizeof(buf));
+	if (n >= 0 && (size_t)n == dhlen)
+		memcpy(out, buf, dhlen);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (n >= 0 && (size_t)n == dhlen)
+		return 0;
+	if (n == MR_EFORMAT)
+		log_error("%s.transport.noise.%s: the key is not valid standard base64; %s", sec, key, B64_HINT);
+	else if (n >= 0)
+		log_error("%s.transport.noise.%s: the key decodes to %d bytes, the pattern's DH needs %zu; %s",
+			  sec, key, n, dhlen, B64_HINT);
+	else
+		log_error("%s.transport.noise.%s: the key decodes to more than %zu bytes, the pattern's DH "
+			  "needs %zu; %s", sec, key, sizeof(buf), dhlen, B64_HINT);
+	return MR_ECONFIG;
+}
 
 struct noise_ident *noise_ident_new(const struct conf_noise *n, bool server, const char *sec)
 {
-	(void)n; (void)server;
-	log_error("%s.transport.type = \"noise\" is not supported by this build of molerat yet", sec);
+	const char *name = n->pattern ? n->pattern : "Noise_NK_25519_ChaChaPoly_BLAKE2s";
+	struct noise_ident *id = calloc(1, sizeof(*id));
+	if (!id) {
+		log_error("%s.transport.noise: out of memory", sec);
+		return NULL;
+	}
+	id->refs = 1;
+	id->role = server ? NOISE_RESPONDER : NOISE_INITIATOR;
+	const char *why = NULL;
+	if (noise_protocol_parse(name, &id->proto, &why) < 0 || id->proto.one_way) {
+		log_error("%s.transport.noise.pattern: \"%s\" is not usable: %s; e.g. pattern = "
+			  "\"Noise_NK_25519_ChaChaPoly_BLAKE2s\"", sec, name,
+			  why ? why : "a one-way pattern cannot carry traffic both ways");
+		goto fail;
+	}
+	size_t dhlen = id->proto.dhlen;
+	if (n->local_private_key) {
+		if (ident_key(sec, "local_private_key", n->local_private_key, id->s_priv, dhlen) < 0)
+			goto fail;
+	} else {
+		/* protocol.md#p-noise: a random static pair made at start and
+		 * shared by every connection of this instance */
+		uint8_t pub[NOISE_DH_MAX];
+		if (noise_dh_generate(id->proto.dh, id->s_priv, pub) < 0) {
+			log_error("%s.transport.noise: cannot make a static key pair", sec);
+			goto fail;
+		}
+	}
+	id->has_s = true;
+	if (n->remote_public_key) {
+		if (ident_key(sec, "remote_public_key", n->remote_public_key, id->rs, dhlen) < 0)
+			goto fail;
+		id->has_rs = true;
+	} else if (noise_needs_remote_static(&id->proto, id->role)) {
+		log_error("%s.transport.noise: %s needs remote_public_key, the %s's public key; add "
+			  "remote_public_key = \"...\" (the Public Key `molerat --genkey` printed for it)",
+			  sec, name, server ? "client" : "server");
+		goto fail;
+	}
+	return id;
+fail:
+	noise_ident_unref(id);
 	return NULL;
 }
 
-void noise_ident_unref(struct noise_ident *id) { (void)id; }
+static struct noise_ident *ident_ref(struct noise_ident *id)
+{
+	id->refs++;
+	return id;
+}
+
+void noise_ident_unref(struct noise_ident *id)
+{
+	if (!id || --id->refs)
+		return;
+	OPENSSL_cleanse(id, sizeof(*id));
+	free(id);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+__attribute__((format(printf, 2, 3)))
+static int nx_fail(struct xport_noise *nx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(nx->err, sizeof(nx->err), fmt, ap);
+	va_end(ap);
+	nx->state = NX_FAILED;
+	return MR_ENOISE;
+}
+
+static const char *nx_last_error(struct xport *x)
+{
+	struct xport_noise *nx = to_nx(x);
+	return nx->err[0] ? nx->err : NULL;
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+static void rbuf_release(struct xport_noise *nx)
+{
+	if (nx->rbuf && !nx->rlen && !nx->pt_len) {
+		free(nx->rbuf);
+		nx->rbuf = NULL;
+		nx->roff = 0;
+		nx->pt = NULL;
+	}
+}
+
+/* Reads what the lower layer has into rbuf. Returns > 0 bytes, 0 at the
+ * end of the stream, -EAGAIN (want set) or an error. */
+static ssize_t rbuf_fill(struct xport_noise *nx)
+{
+	if (!nx->rbuf) {
+		nx->rbuf = malloc(RBUF_CAP);
+		if (!nx->rbuf)
+			return -ENOMEM;
+		nx->roff = 0;
+	}
+	if (nx->roff && RBUF_CAP - nx->roff - nx->rlen < FRAME_HDR + FRAME_MAX) {
+		/* rbuf is filled only when it holds no whole frame (less than
+		 * FRAME_HDR + FRAME_MAX bytes) and no plaintext (pt is served
+		 * first): the move leaves room for at least the rest of a frame */
+		memmove(nx->rbuf, nx->rbuf + nx->roff, nx->rlen);
+		nx->roff = 0;
+	}
+	size_t room = RBUF_CAP - nx->roff - nx->rlen;
+	ssize_t n = xport_read(nx->base.lower, nx->rbuf + nx->roff + nx->rlen, room);
+	if (n == -EAGAIN)
+		nx->want = xport_want(nx->base.lower);
+	if (n > 0)
+		nx->rlen += (size_t)n;
+	return n;
+}
+
+/* The length of the complete frame at the front of rbuf: > 0 when the
+ * whole frame is there, 0 when more bytes are needed. */
+static size_t frame_ready(const struct xport_noise *nx, size_t *flen)
+{
+	if (nx->rlen < FRAME_HDR)
+		return 0;
+	const uint8_t *p = nx->rbuf + nx->roff;
+	*flen = (size_t)p[0] | (size_t)p[1] << 8;
+	return nx->rlen >= FRAME_HDR + *flen ? FRAME_HDR + *flen : 0;
+}
+
+static void rbuf_consume(struct xport_noise *nx, size_t n)
+{
+	nx->roff += n;
+	nx->rlen -= n;
+	if (!nx->rlen)
+		nx->roff = 0;
+}
+
+/* Writes wbuf's unsent bytes. 0 when all are out, -EAGAIN (want set), or
+ * an error. */
+static int wbuf_flush(struct xport_noise *nx)
+{
+	while (nx->woff < nx->wlen) {
+		ssize_t n = xport_write(nx->base.lower, nx->wbuf + nx->woff, nx->wlen - nx->woff);
+		if (n < 0) {
+			if (n == -EAGAIN)
+				nx->want = xport_want(nx->base.lower);
+			return (int)n;
+		}
+		nx->woff += (size_t)n;
+	}
+	free(nx->wbuf);
+	nx->wbuf = NULL;
+	nx->woff = nx->wlen = 0;
+	return 0;
+}
+
+static uint8_t *wbuf_frame(struct xport_noise *nx)
+{
+	if (!nx->wbuf)
+		nx->wbuf = malloc(WBUF_CAP);
+	return nx->wbuf;
+}
+
+static void put_len(uint8_t *p, size_t len)
+{
+	p[0] = (uint8_t)(len & 0xff);
+	p[1] = (uint8_t)(len >> 8);
+}
+
+/* ---------------------------------------------------------------- handshake */
+
+static const char *peer_name(const struct xport_noise *nx)
+{
+	return nx->id->role == NOISE_INITIATOR ? "server" : "client";
+}
+
+/* Why a handshake message did not read, for the one line a user sees. */
+static int hs_read_failed(struct xport_noise *nx, int r, size_t flen)
+{
+	const char *peer = peer_name(nx);
+	const struct noise_protocol *p = &nx->id->proto;
+	if (r == MR_ECRYPTO) {
+		if (nx->id->role == NOISE_RESPONDER)
+			return nx_fail(nx, "the Noise handshake did not decrypt: the %s does not use this "
+					   "server's key or the same pattern (%s); check its remote_public_key "
+					   "against the Public Key of this server's local_private_key", peer, p->name);
+		return nx_fail(nx, "the Noise handshake did not decrypt: the server's key is not the one "
+				   "configured in remote_public_key, or it uses another pattern than %s", p->name);
+	}
+	if (r == MR_EPROTO_SHORT)
+		return nx_fail(nx, "the %s sent a %zu-byte Noise handshake message, too short for %s: it "
+				   "does not speak Noise with this pattern (is its transport.type tcp or tls, "
+				   "or its pattern another?)", peer, flen, p->name);
+	return nx_fail(nx, "the Noise handshake failed reading the %s's message (%s)", peer, mr_strerror(r));
+}
+
+/* Reads one handshake frame. 0 when a message was processed, -EAGAIN, or
+ * an error. */
+static int hs_read_step(struct xport_noise *nx)
+{
+	size_t flen = 0, whole;
+	while (!(whole = frame_ready(nx, &flen))) {
+		if (nx->rlen >= FRAME_HDR && flen == 0)
+			break;
+		ssize_t n = rbuf_fill(nx);
+		if (n == 0)
+			return nx_fail(nx, nx->rlen ? "the %s closed the connection inside a Noise handshake "
+						      "message"
+						    : "the %s closed the connection during the Noise handshake: "
+						      "does it use transport.type = \"noise\" with the same pattern "
+						      "and keys? (its log says why)", peer_name(nx));
+		if (n < 0)
+			return (int)n;
+	}
+	if (flen == 0)
+		return nx_fail(nx, "the %s sent an empty Noise frame: it does not speak Noise (is its "
+				   "transport.type tcp or tls?)", peer_name(nx));
+	uint8_t payload[256];  /* rathole's payloads are empty; a longer one fails */
+	int r = noise_hs_read(nx->hs, nx->rbuf + nx->roff + FRAME_HDR, flen, payload, sizeof(payload));
+	OPENSSL_cleanse(payload, sizeof(payload));
+	if (r < 0)
+		return hs_read_failed(nx, r, flen);
+	rbuf_consume(nx, whole);
+	return 0;
+}
+
+static int nx_handshake(struct xport *x)
+{
+	struct xport_noise *nx = to_nx(x);
+	if (nx->state != NX_HANDSHAKE)
+		return nx->state == NX_FAILED ? MR_ENOISE : 0;
+	int r = xport_handshake(x->lower);  /* a proxy step below, one day */
+	if (r != 0) {
+		if (r == -EAGAIN)
+			nx->want = xport_want(x->lower);
+		return r;
+	}
+	for (;;) {
+		if (nx->wlen && (r = wbuf_flush(nx)) != 0)
+			return r;
+		switch (noise_hs_action(nx->hs)) {
+		case NOISE_ACTION_WRITE: {
+			uint8_t *f = wbuf_frame(nx);
+			if (!f)
+				return -ENOMEM;
+			int n = noise_hs_write(nx->hs, NULL, 0, f + FRAME_HDR, WBUF_CAP - FRAME_HDR);
+			if (n < 0)
+				return nx_fail(nx, "cannot write a Noise handshake message (%s)", mr_strerror(n));
+			put_len(f, (size_t)n);
+			nx->woff = 0;
+			nx->wlen = FRAME_HDR + (size_t)n;
+			break;
+		}
+		case NOISE_ACTION_READ:
+			if ((r = hs_read_step(nx)) != 0)
+				return r;
+			break;
+		case NOISE_ACTION_SPLIT: {
+			if ((r = noise_hs_split(nx->hs, &nx->tx, &nx->rx)) < 0)
+				return nx_fail(nx, "the Noise handshake cannot split (%s)", mr_strerror(r));
+			noise_hs_free(nx->hs);
+			nx->hs = NULL;
+			nx->state = NX_OPEN;
+			/* bytes after the last handshake message are transport
+			 * frames: pending() reports them */
+			rbuf_release(nx);
+			return 0;
+		}
+		default:
+			return nx->err[0] ? MR_ENOISE : nx_fail(nx, "the Noise handshake failed");
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- transport */
+
+static ssize_t nx_read(struct xport *x, void *buf, size_t len)
+{
+	struct xport_noise *nx = to_nx(x);
+	if (nx->state != NX_OPEN)
+		return nx->state == NX_EOF ? 0 : nx->state == NX_FAILED ? MR_ENOISE : -EAGAIN;
+	if (!len)
+		return 0;
+	if (nx->pt_len) {
+		size_t n = len < nx->pt_len ? len : nx->pt_len;
+		memcpy(buf, nx->pt, n);
+		nx->pt += n;
+		nx->pt_len -= n;
+		rbuf_release(nx);
+		return (ssize_t)n;
+	}
+	for (;;) {
+		size_t flen = 0, whole = frame_ready(nx, &flen);
+		if (whole) {
+			if (flen < NOISE_TAG_LEN)
+				return nx_fail(nx, "the %s sent a %zu-byte Noise frame, shorter than its tag",
+					       peer_name(nx), flen);
+			uint8_t *frame = nx->rbuf + nx->roff + FRAME_HDR;
+			size_t plen = flen - NOISE_TAG_LEN;
+			bool direct = plen <= len;
+			int r = noise_cipher_decrypt(nx->rx, frame, flen, direct ? buf : frame);
+			if (r < 0)
+				return nx_fail(nx, "a Noise frame from the %s did not decrypt (corrupted or "
+						   "forged); connection dropped", peer_name(nx));
+			rbuf_consume(nx, whole);
+			if (plen == 0) {
+				/* protocol.md#p-noise: an empty plaintext reads as
+				 * the end of the stream, as rathole reads it */
+				nx->state = NX_EOF;
+				rbuf_release(nx);
+				return 0;
+			}
+			if (direct) {
+				rbuf_release(nx);
+				return (ssize_t)plen;
+			}
+			/* serve the first len bytes now, the rest from pt; the
+			 * frame's bytes stay put (rbuf is not refilled before
+			 * pt is empty) */
+			memcpy(buf, frame, len);
+			nx->pt = frame + len;
+			nx->pt_len = plen - len;
+			return (ssize_t)len;
+		}
+		ssize_t n = rbuf_fill(nx);
+		if (n == 0) {
+			if (nx->rlen) {
+				/* protocol.md#q18: rathole spins for ever on a
+				 * lone length byte; this ends the connection */
+				nx->rlen = 0;
+				return nx_fail(nx, "the %s closed the connection inside a Noise frame",
+					       peer_name(nx));
+			}
+			nx->state = NX_EOF;
+			rbuf_release(nx);
+			return 0;
+		}
+		if (n < 0) {
+			if (n == -EAGAIN)
+				rbuf_release(nx);
+			return n;
+		}
+	}
+}
+
+/* Encrypts up to PLAIN_MAX bytes of the iovecs as one frame into wbuf and
+ * sends it. Returns the plaintext bytes taken, once their frame is all
+ * with the lower layer. When the lower layer takes only part of a frame,
+ * the call returns -EAGAIN with the frame committed (nx->committed): as
+ * with SSL_write, the caller calls again with the same bytes first, and
+ * that call returns them as taken when the rest of the frame is out. So a
+ * frame never waits in wbuf without its owner waiting to write. */
+static ssize_t nx_writev(struct xport *x, const struct iovec *iov, int iovcnt)
+{
+	struct xport_noise *nx = to_nx(x);
+	if (nx->state == NX_FAILED)
+		return MR_ENOISE;
+	if (nx->state == NX_HANDSHAKE)
+		return -EAGAIN;
+	int r;
+	if (nx->wlen) {
+		if ((r = wbuf_flush(nx)) != 0)
+			return r;
+		size_t done = nx->committed;
+		nx->committed = 0;
+		if (done)
+			return (ssize_t)done;
+	}
+	size_t total = 0;
+	int first = -1;
+	for (int i = 0; i < iovcnt; i++) {
+		total += iov[i].iov_len;
+		if (first < 0 && iov[i].iov_len)
+			first = i;
+	}
+	if (!total)
+		return 0;  /* never an empty frame: it reads as the end of the stream */
+	size_t take = total < PLAIN_MAX ? total : PLAIN_MAX;
+	uint8_t *f = wbuf_frame(nx);
+	if (!f)
+		return -ENOMEM;
+	const uint8_t *src = f + FRAME_HDR;
+	if (iov[first].iov_len >= take)
+		src = iov[first].iov_base;  /* encrypt straight from the caller's bytes */
+	else
+		for (size_t got = 0; got < take; first++) {  /* gather, then encrypt in place */
+			size_t n = iov[first].iov_len < take - got ? iov[first].iov_len : take - got;
+			memcpy(f + FRAME_HDR + got, iov[first].iov_base, n);
+			got += n;
+		}
+	int n = noise_cipher_encrypt(nx->tx, src, take, f + FRAME_HDR);
+	if (n < 0)
+		return nx_fail(nx, "cannot encrypt a Noise frame (%s)", mr_strerror(n));
+	put_len(f, (size_t)n);
+	nx->woff = 0;
+	nx->wlen = FRAME_HDR + (size_t)n;
+	if ((r = wbuf_flush(nx)) != 0) {
+		if (r == -EAGAIN)
+			nx->committed = take;
+		return r;
+	}
+	return (ssize_t)take;
+}
+
+static ssize_t nx_write(struct xport *x, const void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return nx_writev(x, &iov, 1);
+}
+
+static int nx_shutdown_wr(struct xport *x)
+{
+	struct xport_noise *nx = to_nx(x);
+	if (nx->state == NX_FAILED)
+		return MR_ENOISE;
+	int r;
+	if (nx->wlen && (r = wbuf_flush(nx)) != 0)
+		return r;
+	/* protocol.md#p-noise: no Noise close message; half-close is a FIN */
+	return xport_shutdown_wr(x->lower);
+}
+
+static unsigned nx_want(struct xport *x)
+{
+	return to_nx(x)->want;
+}
+
+static size_t nx_pending(struct xport *x)
+{
+	struct xport_noise *nx = to_nx(x);
+	if (nx->state == NX_FAILED)
+		return 0;
+	if (nx->pt_len)
+		return nx->pt_len;
+	size_t flen = 0;
+	if (nx->state == NX_OPEN && frame_ready(nx, &flen))
+		/* a whole frame waits: its plaintext, or an empty frame (end of
+		 * stream) or a bad one, which a read reports */
+		return flen > NOISE_TAG_LEN ? flen - NOISE_TAG_LEN : 1;
+	return 0;
+}
+
+static void nx_close(struct xport *x)
+{
+	struct xport_noise *nx = to_nx(x);
+	noise_hs_free(nx->hs);
+	noise_cipher_free(nx->tx);
+	noise_cipher_free(nx->rx);
+	if (nx->rbuf)
+		OPENSSL_cleanse(nx->rbuf, RBUF_CAP);
+	free(nx->rbuf);
+	free(nx->wbuf);
+	noise_ident_unref(nx->id);
+	xport_close(x->lower);
+	free(nx);
+}
+
+static const struct xport_ops noise_ops = {
+	.name = "noise",
+	.handshake = nx_handshake,
+	.read = nx_read,
+	.write = nx_write,
+	.writev = nx_writev,
+	.shutdown_wr = nx_shutdown_wr,
+	.want = nx_want,
+	.pending = nx_pending,
+	.close = nx_close,
+	.last_error = nx_last_error,
+};
 
 struct xport *xport_noise_new(struct noise_ident *id, struct xport *lower)
 {
-	(void)id;
-	xport_close(lower);
-	return NULL;
+	struct xport_noise *nx = calloc(1, sizeof(*nx));
+	int err = 0;
+	if (nx)
+		nx->hs = noise_hs_new(&id->proto, id->role, NULL, 0,
+				      noise_needs_local_static(&id->proto, id->role) ? id->s_priv : NULL,
+				      noise_needs_remote_static(&id->proto, id->role) ? id->rs : NULL, &err);
+	if (!nx || !nx->hs) {
+		if (nx && err != -ENOMEM)
+			log_error("noise: cannot start a handshake (%s)", mr_strerror(err));
+		free(nx);
+		xport_close(lower);
+		return NULL;
+	}
+	nx->id = ident_ref(id);
+	nx->base.ops = &noise_ops;
+	nx->base.lower = lower;
+	nx->base.fd = lower->fd;
+	nx->base.splice_fd = -1;
+	nx->base.flags = 0;
+	nx->state = NX_HANDSHAKE;
+	/* the initiator writes first; the responder waits for it */
+	nx->want = id->role == NOISE_INITIATOR ? LOOP_WRITE : LOOP_READ;
+	return &nx->base;
 }

@@ -57,12 +57,21 @@ static void dump_warns(const struct warns *w)
 		print_message("  warning: %s\n", w->line[i]);
 }
 
+/* Which check expect_warning runs: the warnings, or (expect_error) the
+ * errors that refuse the file. */
+static size_t (*check_fn)(const struct conf *, enum conf_mode, void (*)(void *, const char *), void *) =
+	conf_check_warnings;
+
 /* Loads text, collects its warnings for mode. */
 static size_t warnings_of(const char *text, enum conf_mode mode, struct warns *w)
 {
+	/* back to the default before anything can fail (a failed assertion
+	 * leaves the test without returning here) */
+	size_t (*fn)(const struct conf *, enum conf_mode, void (*)(void *, const char *), void *) = check_fn;
+	check_fn = conf_check_warnings;
 	struct conf *c = must_load(text);
 	memset(w, 0, sizeof(*w));
-	size_t n = conf_check_warnings(c, mode, collect, w);
+	size_t n = fn(c, mode, collect, w);
 	assert_int_equal(n, w->n);
 	conf_free(c);
 	return n;
@@ -88,6 +97,20 @@ static void expect_no_warning(const char *text, enum conf_mode mode)
 	}
 }
 
+static void expect_error(const char *text, enum conf_mode mode, const char *sub)
+{
+	check_fn = conf_check_errors;
+	expect_warning(text, mode, sub);
+	check_fn = conf_check_warnings;
+}
+
+static void expect_no_error(const char *text, enum conf_mode mode)
+{
+	check_fn = conf_check_errors;
+	expect_no_warning(text, mode);
+	check_fn = conf_check_warnings;
+}
+
 /* ---------------------------------------------------------------------- */
 /* start-time problems: accepted at load (protocol.md#q14, protocol.md#q15) */
 
@@ -99,13 +122,13 @@ static void test_q14_accepted_with_warnings(void **state)
 	expect_warning(noise_missing, CONF_MODE_AUTO,
 		       "t.toml:5:1: client.transport.type: type = \"noise\" needs a [client.transport.noise] "
 		       "table");
-	/* bad base64 and a bad pattern */
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
+	/* bad base64 and a bad pattern: errors, the instance cannot start */
+	expect_error(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
 				  "[server.transport.noise]\nlocal_private_key = \"not base64!\"\n",
 		       CONF_MODE_AUTO,
 		       "t.toml:7:1: server.transport.noise.local_private_key: the key is not valid standard "
 		       "base64");
-	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
+	expect_error(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
 				  "[server.transport.noise]\npattern = \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\"\n"
 				  "local_private_key = \"2q30ZwFo22JI4NLDtxCYeCyKCKFgd+O8FC0VUNg7Dos=\"\n",
 		       CONF_MODE_AUTO, "server.transport.noise.pattern: \"Noise_ZZ_25519_ChaChaPoly_BLAKE2s\" is "
@@ -160,38 +183,50 @@ static void test_warn_files(void **state)
 		       CONF_MODE_AUTO, "client.transport.tls: this table is ignored with type = \"tcp\"");
 }
 
-static void test_warn_noise_keys(void **state)
+static void test_noise_keys(void **state)
 {
 	(void)state;
-	/* 31 bytes of base64 */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\n"
-				  "remote_public_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"\n",
-		       CONF_MODE_AUTO, "client.transport.noise.remote_public_key: the key decodes to 31 bytes, "
-				  "not 32");
+	/* 31 bytes of base64: an error with file:line:col */
+	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+				"[client.transport.noise]\n"
+				"remote_public_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\"\n",
+		     CONF_MODE_AUTO, "t.toml:7:1: client.transport.noise.remote_public_key: the key decodes "
+				"to 31 bytes, not 32");
 	/* NK client without the server's key */
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\n",
-		       CONF_MODE_AUTO, "t.toml:6:1: client.transport.noise: the pattern needs remote_public_key");
-	/* NK server without its private key */
+	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+				"[client.transport.noise]\n",
+		     CONF_MODE_AUTO, "t.toml:6:1: client.transport.noise: the pattern needs remote_public_key");
+	/* NK server without its private key: works, but surprises */
 	expect_warning(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
 				  "[server.transport.noise]\n",
 		       CONF_MODE_AUTO, "server.transport.noise: without local_private_key a new random key");
+	expect_no_error(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
+				   "[server.transport.noise]\n", CONF_MODE_AUTO);
 	/* XX needs no keys in advance */
-	expect_no_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				     "[client.transport.noise]\npattern = \"Noise_XX_25519_ChaChaPoly_BLAKE2s\"\n",
-			  CONF_MODE_AUTO);
+	const char *xx = CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+				    "[client.transport.noise]\npattern = \"Noise_XX_25519_ChaChaPoly_BLAKE2s\"\n";
+	expect_no_warning(xx, CONF_MODE_AUTO);
+	expect_no_error(xx, CONF_MODE_AUTO);
 	/* unpadded base64 is fine (rathole accepts it) */
-	expect_no_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				     "[client.transport.noise]\n"
-				     "remote_public_key = \"HN7XPmAsbw0ZFZT/gLuzaWu+oy1QIMMV1q5v/W8pVnw\"\n",
-			  CONF_MODE_AUTO);
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\npattern = \"Noise_NK_448_ChaChaPoly_BLAKE2s\"\n",
-		       CONF_MODE_AUTO, "the DH function must be 25519");
-	expect_warning(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
-				  "[client.transport.noise]\npattern = \"Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s\"\n",
-		       CONF_MODE_AUTO, "pattern modifiers");
+	const char *unpadded = CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+					  "[client.transport.noise]\n"
+					  "remote_public_key = \"HN7XPmAsbw0ZFZT/gLuzaWu+oy1QIMMV1q5v/W8pVnw\"\n";
+	expect_no_warning(unpadded, CONF_MODE_AUTO);
+	expect_no_error(unpadded, CONF_MODE_AUTO);
+	/* 448 keys are 56 bytes */
+	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+				"[client.transport.noise]\npattern = \"Noise_NK_448_ChaChaPoly_BLAKE2s\"\n"
+				"remote_public_key = \"HN7XPmAsbw0ZFZT/gLuzaWu+oy1QIMMV1q5v/W8pVnw\"\n",
+		     CONF_MODE_AUTO, "the key decodes to 32 bytes, not 56");
+	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+				"[client.transport.noise]\npattern = \"Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s\"\n",
+		     CONF_MODE_AUTO, "a PSK pattern needs a pre-shared key");
+	expect_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"noise\"\n"
+				"[client.transport.noise]\npattern = \"Noise_N_25519_ChaChaPoly_BLAKE2s\"\n",
+		     CONF_MODE_AUTO, "one-way patterns");
+	/* a key table of another type is not checked (it is ignored, with a warning) */
+	expect_no_error(CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tcp\"\n"
+				   "[client.transport.noise]\nremote_public_key = \"AA==\"\n", CONF_MODE_AUTO);
 }
 
 static void test_warn_proxy(void **state)
@@ -296,36 +331,35 @@ static void test_warn_cross_services(void **state)
 /* ---------------------------------------------------------------------- */
 /* settings this build cannot honour yet */
 
-static void test_unsupported(void **state)
+static void test_errors(void **state)
 {
 	(void)state;
-	const char *t = SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
+	const char *t = SERVER_MIN "[server.services]\n[server.transport]\ntype = \"websocket\"\n"
 				   "[server.transport.tcp]\nproxy = \"socks5://p:1080\"\n"
 			CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
 				   "[client.transport.tls]\n[client.transport.tcp]\nproxy = \"socks5://p:1080\"\n";
 	struct conf *c = must_load(t);
 	struct warns w = { 0 };
-	assert_int_equal(conf_check_unsupported(c, CONF_MODE_AUTO, collect, &w), 3);
-	assert_int_equal(w.n, 3);
-	assert_string_equal(w.line[0], "t.toml:5:1: server.transport.type: the noise transport is not "
-					"supported by this build of molerat yet; use type = \"tcp\", or "
-					"run rathole at both ends until it is");
-	assert_string_equal(w.line[1], "t.toml:12:1: client.transport.type: the tls transport is not "
-					"supported by this build of molerat yet; use type = \"tcp\", or "
-					"run rathole at both ends until it is");
+	assert_int_equal(conf_check_errors(c, CONF_MODE_AUTO, collect, &w), 2);
+	assert_int_equal(w.n, 2);
+	assert_string_equal(w.line[0], "t.toml:5:1: server.transport.type: the websocket transport is not "
+					"supported by this build of molerat yet; use type = \"tcp\", \"tls\" "
+					"or \"noise\", or run rathole at both ends until it is");
 	/* a server ignores a proxy (a warning says so); a client cannot use one yet */
-	assert_string_equal(w.line[2], "t.toml:15:1: client.transport.tcp.proxy: connecting through a "
+	assert_string_equal(w.line[1], "t.toml:15:1: client.transport.tcp.proxy: connecting through a "
 					"proxy is not supported by this build of molerat yet; remove proxy "
 					"to connect directly, or run rathole as the client until it is");
 	warns_free(&w);
 	/* the mode selects the section; a NULL callback still counts */
-	assert_int_equal(conf_check_unsupported(c, CONF_MODE_SERVER, NULL, NULL), 1);
-	assert_int_equal(conf_check_unsupported(c, CONF_MODE_CLIENT, NULL, NULL), 2);
+	assert_int_equal(conf_check_errors(c, CONF_MODE_SERVER, NULL, NULL), 1);
+	assert_int_equal(conf_check_errors(c, CONF_MODE_CLIENT, NULL, NULL), 1);
 	conf_free(c);
-	/* plain tcp is supported */
-	c = must_load(SERVER_MIN "[server.services]\n" CLIENT_MIN "[client.services]\n"
-				 "[client.transport]\ntype = \"tcp\"\n");
-	assert_int_equal(conf_check_unsupported(c, CONF_MODE_AUTO, collect, &w), 0);
+	/* tcp, tls and noise are supported */
+	c = must_load(SERVER_MIN "[server.services]\n[server.transport]\ntype = \"noise\"\n"
+		      "[server.transport.noise]\n"
+		      CLIENT_MIN "[client.services]\n[client.transport]\ntype = \"tls\"\n"
+		      "[client.transport.tls]\n");
+	assert_int_equal(conf_check_errors(c, CONF_MODE_AUTO, collect, &w), 0);
 	assert_int_equal(w.n, 0);
 	conf_free(c);
 }
@@ -362,9 +396,11 @@ static void test_valid_fixtures_warnings(void **state)
 		/* "# warn: substring" lines name warnings that must appear */
 		char *text = read_whole(f.path, NULL);
 		assert_non_null(text);
-		struct warns w = { 0 };
+		/* and "# error: substring" lines the errors that refuse it */
+		struct warns w = { 0 }, e = { 0 };
 		conf_check_warnings(c, CONF_MODE_AUTO, collect, &w);
-		size_t expected = 0;
+		conf_check_errors(c, CONF_MODE_AUTO, collect, &e);
+		size_t expected = 0, expected_errors = 0;
 		for (char *line = text; line && *line;) {
 			char *nl = strchr(line, '\n');
 			if (nl)
@@ -376,13 +412,27 @@ static void test_valid_fixtures_warnings(void **state)
 					fail_msg("%s: expected one warning containing \"%s\"", f.name, line + 8);
 				}
 			}
+			if (!strncmp(line, "# error: ", 9)) {
+				expected_errors++;
+				if (warns_matching(&e, line + 9) != 1) {
+					dump_warns(&e);
+					fail_msg("%s: expected one error containing \"%s\"", f.name, line + 9);
+				}
+			}
 			line = nl ? nl + 1 : NULL;
 		}
 		if (!strstr(text, "# warn: any") && w.n != expected) {
 			dump_warns(&w);
 			fail_msg("%s: %zu warnings, %zu expected", f.name, w.n, expected);
 		}
+		/* the transports this build lacks are test_errors' subject */
+		size_t lacking = warns_matching(&e, "not supported by this build");
+		if (e.n - lacking != expected_errors) {
+			dump_warns(&e);
+			fail_msg("%s: %zu errors, %zu expected", f.name, e.n, expected_errors);
+		}
 		warns_free(&w);
+		warns_free(&e);
 		free(text);
 		conf_free(c);
 	}
@@ -393,12 +443,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_q14_accepted_with_warnings),
 		cmocka_unit_test(test_warn_files),
-		cmocka_unit_test(test_warn_noise_keys),
+		cmocka_unit_test(test_noise_keys),
 		cmocka_unit_test(test_warn_proxy),
 		cmocka_unit_test(test_warn_addresses_and_intervals),
 		cmocka_unit_test(test_warn_mode_filter),
 		cmocka_unit_test(test_warn_cross_services),
-		cmocka_unit_test(test_unsupported),
+		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_examples_warnings),
 		cmocka_unit_test(test_valid_fixtures_warnings),
 	};
