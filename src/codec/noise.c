@@ -481,6 +481,7 @@ struct noise_hs {
 	unsigned psk_set;   /* bit i: psk<i> given */
 	uint8_t s_priv[NOISE_DH_MAX], s_pub[NOISE_DH_MAX];
 	uint8_t e_priv[NOISE_DH_MAX], e_pub[NOISE_DH_MAX];
+	void *s_key, *e_key;     /* s_priv and e_priv as OpenSSL keys (ncr_dh_key_set) */
 	uint8_t rs[NOISE_DH_MAX], re[NOISE_DH_MAX];
 	uint8_t psk[PSK_MAX][NOISE_PSK_LEN];
 };
@@ -537,7 +538,7 @@ struct noise_hs *noise_hs_new(const struct noise_protocol *p, enum noise_role ro
 	size_t dhlen = hs->p.dhlen;
 	if (need_s) {
 		memcpy(hs->s_priv, s_priv, dhlen);
-		if ((r = noise_dh_public(p->dh, hs->s_priv, hs->s_pub)) != 0)
+		if ((r = ncr_dh_key_set(p->dh, &hs->s_key, hs->s_priv, hs->s_pub)) != 0)
 			goto fail;
 		hs->has_s = true;
 	}
@@ -569,6 +570,8 @@ void noise_hs_free(struct noise_hs *hs)
 	if (!hs)
 		return;
 	ncr_aead_free(&hs->ss.cs.aead);
+	ncr_dh_key_free(&hs->s_key);
+	ncr_dh_key_free(&hs->e_key);
 	OPENSSL_cleanse(hs, sizeof(*hs));
 	free(hs);
 }
@@ -582,7 +585,7 @@ int noise_hs_set_ephemeral(struct noise_hs *hs, const uint8_t *e_priv)
 	if (hs->failed || hs->started)
 		return hs_fail(hs, MR_EPROTO_UNEXPECTED);
 	memcpy(hs->e_priv, e_priv, hs->p.dhlen);
-	if (noise_dh_public(hs->p.dh, hs->e_priv, hs->e_pub) != 0)
+	if (ncr_dh_key_set(hs->p.dh, &hs->e_key, hs->e_priv, hs->e_pub) != 0)
 		return hs_fail(hs, MR_ECRYPTO);
 	hs->e_set = true;
 	return 0;
@@ -680,7 +683,7 @@ static int dh_token(struct noise_hs *hs, uint8_t t)
 	if (!(local_e ? hs->e_used : hs->has_s) || !(remote_e ? hs->has_re : hs->has_rs))
 		return MR_EPROTO_UNEXPECTED; /* not in a valid pattern */
 	uint8_t out[NOISE_DH_MAX];
-	int r = ncr_dh(hs->p.dh, local_e ? hs->e_priv : hs->s_priv, remote_e ? hs->re : hs->rs, out);
+	int r = ncr_dh_with(hs->p.dh, local_e ? hs->e_key : hs->s_key, remote_e ? hs->re : hs->rs, out);
 	if (r == 0)
 		r = symm_mix(&hs->ss, out, hs->p.dhlen, false);
 	OPENSSL_cleanse(out, sizeof(out));
@@ -708,8 +711,10 @@ static int mix_ephemeral(struct noise_hs *hs, const uint8_t *pub)
 static void msg_done(struct noise_hs *hs)
 {
 	hs->msg++;
-	if (hs->msg == hs->nmsgs)
+	if (hs->msg == hs->nmsgs) {
 		OPENSSL_cleanse(hs->e_priv, sizeof(hs->e_priv));
+		ncr_dh_key_free(&hs->e_key);
+	}
 }
 
 int noise_hs_write(struct noise_hs *hs, const uint8_t *payload, size_t payload_len,
@@ -734,7 +739,8 @@ int noise_hs_write(struct noise_hs *hs, const uint8_t *payload, size_t payload_l
 		case T_E:
 			if (hs->e_used)
 				return hs_fail(hs, MR_EPROTO_UNEXPECTED);
-			if (!hs->e_set && noise_dh_generate(hs->p.dh, hs->e_priv, hs->e_pub) != 0)
+			if (!hs->e_set && (RAND_priv_bytes(hs->e_priv, (int)dhlen) != 1 ||
+					   ncr_dh_key_set(hs->p.dh, &hs->e_key, hs->e_priv, hs->e_pub) != 0))
 				return hs_fail(hs, MR_ECRYPTO);
 			hs->e_set = hs->e_used = true;
 			memcpy(out + pos, hs->e_pub, dhlen);

@@ -64,16 +64,39 @@ static int pkey_type(enum noise_dh dh)
 
 /* ---- DH ---- */
 
-int ncr_dh(enum noise_dh dh, const uint8_t *priv, const uint8_t *pub, uint8_t *out)
+static const char *pkey_name(enum noise_dh dh)
+{
+	return dh == NOISE_DH_448 ? "X448" : "X25519";
+}
+
+int ncr_dh_key_set(enum noise_dh dh, void **key, const uint8_t *priv, uint8_t *pub)
+{
+	size_t len = ncr_dhlen(dh), n = len;
+	ncr_dh_key_free(key);
+	/* the _ex constructor by name: no walk through the legacy tables */
+	EVP_PKEY *sk = EVP_PKEY_new_raw_private_key_ex(NULL, pkey_name(dh), NULL, priv, len);
+	if (!sk || EVP_PKEY_get_raw_public_key(sk, pub, &n) != 1 || n != len) {
+		EVP_PKEY_free(sk);
+		return fail();
+	}
+	*key = sk;
+	return 0;
+}
+
+void ncr_dh_key_free(void **key)
+{
+	EVP_PKEY_free(*key); /* wipes its copy of the private key */
+	*key = NULL;
+}
+
+int ncr_dh_with(enum noise_dh dh, void *key, const uint8_t *pub, uint8_t *out)
 {
 	size_t len = ncr_dhlen(dh), outlen = len;
 	int r = MR_ECRYPTO;
-	EVP_PKEY *sk = EVP_PKEY_new_raw_private_key(pkey_type(dh), NULL, priv, len);
-	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(pkey_type(dh), NULL, pub, len);
-	EVP_PKEY_CTX *ctx = sk ? EVP_PKEY_CTX_new(sk, NULL) : NULL;
-	if (!sk || !pk || !ctx || EVP_PKEY_derive_init(ctx) != 1 ||
-	    EVP_PKEY_derive_set_peer(ctx, pk) != 1 || EVP_PKEY_derive(ctx, out, &outlen) != 1 ||
-	    outlen != len)
+	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key_ex(NULL, pkey_name(dh), NULL, pub, len);
+	EVP_PKEY_CTX *ctx = key && pk ? EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL) : NULL;
+	if (!ctx || EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer(ctx, pk) != 1 ||
+	    EVP_PKEY_derive(ctx, out, &outlen) != 1 || outlen != len)
 		goto out;
 	/* OpenSSL refuses an all-zero X25519/X448 result already; checked
 	 * again here (constant time) so it cannot depend on that */
@@ -89,7 +112,17 @@ out:
 	}
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(pk);
-	EVP_PKEY_free(sk); /* wipes its copy of the private key */
+	return r;
+}
+
+int ncr_dh(enum noise_dh dh, const uint8_t *priv, const uint8_t *pub, uint8_t *out)
+{
+	uint8_t mine[NOISE_DH_MAX];
+	void *key = NULL;
+	int r = ncr_dh_key_set(dh, &key, priv, mine);
+	if (r == 0)
+		r = ncr_dh_with(dh, key, pub, out);
+	ncr_dh_key_free(&key);
 	return r;
 }
 

@@ -33,6 +33,16 @@ bool ncr_dh_available(enum noise_dh dh);
  * refuses the keys or the result is all zeros (a low-order point). */
 int ncr_dh(enum noise_dh dh, const uint8_t *priv, const uint8_t *pub, uint8_t *out);
 
+/* A private key held as OpenSSL's key object, so that the public key is
+ * computed once (when it is set) and each DH with it is one scalar
+ * multiplication. *key is NULL or owned by the caller (ncr_dh_key_free,
+ * which wipes OpenSSL's copy). set: from priv, replacing any key in *key,
+ * and pub (dhlen bytes) filled; 0 or MR_ECRYPTO. */
+int ncr_dh_key_set(enum noise_dh dh, void **key, const uint8_t *priv, uint8_t *pub);
+/* DH(key, pub) into out, as ncr_dh. */
+int ncr_dh_with(enum noise_dh dh, void *key, const uint8_t *pub, uint8_t *out);
+void ncr_dh_key_free(void **key);
+
 /* HASH(a || b) into out (hashlen bytes); b may be NULL with blen 0. */
 int ncr_hash(enum noise_hash h, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
 	     uint8_t *out);

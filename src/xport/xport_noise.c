@@ -32,7 +32,8 @@ enum {
 	FRAME_MAX = NOISE_MSG_MAX,                       /* ciphertext bytes in one frame */
 	PLAIN_MAX = NOISE_MSG_MAX - NOISE_TAG_LEN,       /* 65,519 */
 	RBUF_CAP = FRAME_HDR + FRAME_MAX + 16 * 1024,    /* one whole frame and the start of more */
-	WBUF_CAP = FRAME_HDR + FRAME_MAX,
+	WBUF_CAP = RBUF_CAP,                             /* one size, so both share the spares */
+	SPARE_BUFS = 8,                                  /* idle buffers an identity keeps */
 };
 
 struct noise_ident {
@@ -42,6 +43,12 @@ struct noise_ident {
 	bool has_s, has_rs;
 	uint8_t s_priv[NOISE_DH_MAX];
 	uint8_t rs[NOISE_DH_MAX];
+	/* Frame buffers its connections gave back, for the next to take: a
+	 * busy connection takes and returns one per burst, and without these
+	 * every burst would cost the allocator a trim and the kernel fresh
+	 * zeroed pages. Owned here; at most SPARE_BUFS. */
+	void *spare[SPARE_BUFS];
+	unsigned n_spare;
 };
 
 enum nx_state {
@@ -153,8 +160,24 @@ void noise_ident_unref(struct noise_ident *id)
 {
 	if (!id || --id->refs)
 		return;
+	for (unsigned i = 0; i < id->n_spare; i++)
+		free(id->spare[i]);
 	OPENSSL_cleanse(id, sizeof(*id));
 	free(id);
+}
+
+/* A frame buffer (RBUF_CAP bytes): a spare, else a new one. */
+static uint8_t *buf_get(struct noise_ident *id)
+{
+	return id->n_spare ? id->spare[--id->n_spare] : malloc(RBUF_CAP);
+}
+
+static void buf_put(struct noise_ident *id, uint8_t *b)
+{
+	if (id->n_spare < SPARE_BUFS)
+		id->spare[id->n_spare++] = b;
+	else
+		free(b);
 }
 
 /* ---------------------------------------------------------------- errors */
@@ -181,7 +204,7 @@ static const char *nx_last_error(struct xport *x)
 static void rbuf_release(struct xport_noise *nx)
 {
 	if (nx->rbuf && !nx->rlen && !nx->pt_len) {
-		free(nx->rbuf);
+		buf_put(nx->id, nx->rbuf);
 		nx->rbuf = NULL;
 		nx->roff = 0;
 		nx->pt = NULL;
@@ -193,7 +216,7 @@ static void rbuf_release(struct xport_noise *nx)
 static ssize_t rbuf_fill(struct xport_noise *nx)
 {
 	if (!nx->rbuf) {
-		nx->rbuf = malloc(RBUF_CAP);
+		nx->rbuf = buf_get(nx->id);
 		if (!nx->rbuf)
 			return -ENOMEM;
 		nx->roff = 0;
@@ -246,7 +269,7 @@ static int wbuf_flush(struct xport_noise *nx)
 		}
 		nx->woff += (size_t)n;
 	}
-	free(nx->wbuf);
+	buf_put(nx->id, nx->wbuf);
 	nx->wbuf = NULL;
 	nx->woff = nx->wlen = 0;
 	return 0;
@@ -255,7 +278,7 @@ static int wbuf_flush(struct xport_noise *nx)
 static uint8_t *wbuf_frame(struct xport_noise *nx)
 {
 	if (!nx->wbuf)
-		nx->wbuf = malloc(WBUF_CAP);
+		nx->wbuf = buf_get(nx->id);
 	return nx->wbuf;
 }
 
@@ -292,6 +315,15 @@ static int hs_read_failed(struct xport_noise *nx, int r, size_t flen)
 	return nx_fail(nx, "the Noise handshake failed reading the %s's message (%s)", peer, mr_strerror(r));
 }
 
+/* The connection failed under the handshake (a reset, most often: a peer
+ * of another transport closing on bytes it cannot read). */
+static int hs_lost(struct xport_noise *nx, int err)
+{
+	return nx_fail(nx, "the %s ended the connection during the Noise handshake (%s): does it use "
+			   "transport.type = \"noise\" with the same pattern and keys? (its log says why)",
+		       peer_name(nx), mr_strerror(err));
+}
+
 /* Reads one handshake frame. 0 when a message was processed, -EAGAIN, or
  * an error. */
 static int hs_read_step(struct xport_noise *nx)
@@ -308,7 +340,7 @@ static int hs_read_step(struct xport_noise *nx)
 						      "does it use transport.type = \"noise\" with the same pattern "
 						      "and keys? (its log says why)", peer_name(nx));
 		if (n < 0)
-			return (int)n;
+			return n == -EAGAIN || n == -ENOMEM ? (int)n : hs_lost(nx, (int)n);
 	}
 	if (flen == 0)
 		return nx_fail(nx, "the %s sent an empty Noise frame: it does not speak Noise (is its "
@@ -335,7 +367,7 @@ static int nx_handshake(struct xport *x)
 	}
 	for (;;) {
 		if (nx->wlen && (r = wbuf_flush(nx)) != 0)
-			return r;
+			return r == -EAGAIN || r == -ENOMEM ? r : hs_lost(nx, r);
 		switch (noise_hs_action(nx->hs)) {
 		case NOISE_ACTION_WRITE: {
 			uint8_t *f = wbuf_frame(nx);
@@ -545,9 +577,9 @@ static void nx_close(struct xport *x)
 	noise_cipher_free(nx->tx);
 	noise_cipher_free(nx->rx);
 	if (nx->rbuf)
-		OPENSSL_cleanse(nx->rbuf, RBUF_CAP);
-	free(nx->rbuf);
-	free(nx->wbuf);
+		buf_put(nx->id, nx->rbuf);
+	if (nx->wbuf)
+		buf_put(nx->id, nx->wbuf);
 	noise_ident_unref(nx->id);
 	xport_close(x->lower);
 	free(nx);
