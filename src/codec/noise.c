@@ -658,6 +658,14 @@ static int msg_overhead(const struct noise_hs *hs, size_t *over)
 	return 0;
 }
 
+size_t noise_hs_next_len(const struct noise_hs *hs)
+{
+	size_t over = 0;
+	if (!hs || hs->failed || hs->msg >= hs->nmsgs || msg_overhead(hs, &over) < 0)
+		return 0;
+	return over;
+}
+
 /* ee, es, se, ss: MixKey(DH(...)) with the pair the role takes (5.3). */
 static int dh_token(struct noise_hs *hs, uint8_t t)
 {

@@ -110,6 +110,9 @@ int noise_hs_set_ephemeral(struct noise_hs *hs, const uint8_t *e_priv);
 int noise_hs_set_psk(struct noise_hs *hs, unsigned index, const uint8_t psk[NOISE_PSK_LEN]);
 
 enum noise_action noise_hs_action(const struct noise_hs *hs);
+/* The length of the next handshake message with an empty payload (what a
+ * rathole peer sends), or 0 when no message is next. */
+size_t noise_hs_next_len(const struct noise_hs *hs);
 
 /* WriteMessage: writes the next handshake message carrying payload into
  * out (cap bytes; payload and out must not overlap). Returns the message

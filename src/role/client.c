@@ -466,7 +466,7 @@ static void cs_on_open(struct chan *c, void *owner)
 static void cs_on_error(struct chan *c, void *owner, int err)
 {
 	struct csvc *s = owner;
-	char why[256];  /* the chan goes with the connection cs_fail closes */
+	char why[400];  /* the chan goes with the connection cs_fail closes */
 	snprintf(why, sizeof(why), "%s", chan_strerror(c, err));
 	cs_fail_why(s, s->state == CS_READY ? "control channel lost" : "handshake with the server", why);
 }

@@ -490,7 +490,11 @@ static void session_request(struct session *s)
 	if (r < 0) {
 		/* a failed write ends the control channel (protocol.md#p-control-server step 7); a
 		 * full queue means the client stopped reading */
-		log_warn("service %s: cannot request a data channel: %s", svc_label(s->svc), mr_strerror(r));
+		if (r == -EPIPE || r == -ECONNRESET)
+			log_info("service %s: the control channel ended (%s)", svc_label(s->svc), mr_strerror(r));
+		else
+			log_warn("service %s: cannot request a data channel: %s", svc_label(s->svc),
+				 mr_strerror(r));
 		session_end(s, "cannot write to the control channel");
 		return;
 	}
@@ -930,9 +934,13 @@ static void hs_on_error(struct chan *c, void *owner, int err)
 	struct handshake *h = owner;
 	if (h->state == HS_CLOSING)
 		log_debug("connection from %s: closed after a failed handshake", h->peer);
+	else if (err == MR_EEOF && h->state == HS_HELLO)
+		/* a port probe (connect, close): worth no warning, and it must
+		 * not take the rate-limited line from a real failure */
+		log_debug("connection from %s: closed before its Hello", h->peer);
 	else
 		log_limited(&h->srv->log_hs_failed, loop_now(h->srv->env.loop), LOGL_WARN,
-			    "connection from %s: %s during the handshake", h->peer, chan_strerror(c, err));
+			    "connection from %s: handshake failed: %s", h->peer, chan_strerror(c, err));
 	hs_free(h, true);
 }
 

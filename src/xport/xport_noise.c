@@ -64,6 +64,7 @@ struct xport_noise {
 	struct noise_hs *hs;           /* NX_HANDSHAKE only */
 	struct noise_cipher *tx, *rx;  /* after Split() */
 	enum nx_state state;
+	unsigned hs_read;              /* handshake messages read */
 	unsigned want;                 /* what the last -EAGAIN waits for */
 	uint8_t *rbuf;                 /* RBUF_CAP bytes while it holds anything */
 	size_t roff, rlen;             /* unconsumed raw bytes: rbuf[roff, roff + rlen) */
@@ -73,7 +74,7 @@ struct xport_noise {
 	size_t woff, wlen;             /* unsent: wbuf[woff, wlen) */
 	size_t committed;              /* plaintext bytes in the unsent frame, owed
 					* to the caller's next write (nx_writev) */
-	char err[200];                 /* last_error */
+	char err[320];                 /* last_error */
 };
 
 static struct xport_noise *to_nx(struct xport *x) { return (struct xport_noise *)x; }
@@ -328,11 +329,28 @@ static int hs_lost(struct xport_noise *nx, int err)
  * an error. */
 static int hs_read_step(struct xport_noise *nx)
 {
-	size_t flen = 0, whole;
-	while (!(whole = frame_ready(nx, &flen))) {
-		if (nx->rlen >= FRAME_HDR && flen == 0)
-			break;
+	/* rathole's handshake payloads are empty: every message has the
+	 * pattern's exact size, known before the frame arrives */
+	size_t expect = noise_hs_next_len(nx->hs), flen = 0, whole = 0;
+	for (;;) {
+		if (nx->rlen >= FRAME_HDR) {
+			const uint8_t *p = nx->rbuf + nx->roff;
+			flen = (size_t)p[0] | (size_t)p[1] << 8;
+			if (flen != expect)
+				return nx_fail(nx, "the %s sent a %zu-byte Noise handshake message where %s "
+						   "has %zu: it does not speak Noise with this pattern (is its "
+						   "transport.type tcp or tls, or its pattern another?)",
+					       peer_name(nx), flen, nx->id->proto.name, expect);
+			if ((whole = frame_ready(nx, &flen)))
+				break;
+		}
 		ssize_t n = rbuf_fill(nx);
+		if (n == 0 && !nx->rlen && !nx->hs_read && nx->id->role == NOISE_RESPONDER) {
+			/* closed before sending anything: a port probe, not a
+			 * Noise problem */
+			nx->state = NX_FAILED;
+			return MR_EEOF;
+		}
 		if (n == 0)
 			return nx_fail(nx, nx->rlen ? "the %s closed the connection inside a Noise handshake "
 						      "message"
@@ -342,15 +360,13 @@ static int hs_read_step(struct xport_noise *nx)
 		if (n < 0)
 			return n == -EAGAIN || n == -ENOMEM ? (int)n : hs_lost(nx, (int)n);
 	}
-	if (flen == 0)
-		return nx_fail(nx, "the %s sent an empty Noise frame: it does not speak Noise (is its "
-				   "transport.type tcp or tls?)", peer_name(nx));
 	uint8_t payload[256];  /* rathole's payloads are empty; a longer one fails */
 	int r = noise_hs_read(nx->hs, nx->rbuf + nx->roff + FRAME_HDR, flen, payload, sizeof(payload));
 	OPENSSL_cleanse(payload, sizeof(payload));
 	if (r < 0)
 		return hs_read_failed(nx, r, flen);
 	rbuf_consume(nx, whole);
+	nx->hs_read++;
 	return 0;
 }
 

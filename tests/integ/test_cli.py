@@ -218,12 +218,6 @@ def test_check_invalid(tmp_path, kind):
 # -- settings this build cannot honour yet: refused, never accepted and ignored
 
 UNSUPPORTED = {
-    "tls": ("[client]\nremote_addr = \"127.0.0.1:{port}\"\ndefault_token = \"t\"\n"
-            "[client.transport]\ntype = \"tls\"\n[client.transport.tls]\ntrusted_root = \"ca.pem\"\n"
-            "[client.services.a]\nlocal_addr = \"127.0.0.1:9\"\n", 5, "client.transport.type"),
-    "noise": ("[server]\nbind_addr = \"127.0.0.1:{port}\"\ndefault_token = \"t\"\n"
-              "[server.transport]\ntype = \"noise\"\n[server.transport.noise]\n"
-              "[server.services.a]\nbind_addr = \"127.0.0.1:{port2}\"\n", 5, "server.transport.type"),
     "websocket": ("[server]\nbind_addr = \"127.0.0.1:{port}\"\ndefault_token = \"t\"\n"
                   "[server.transport]\ntype = \"websocket\"\n[server.transport.websocket]\ntls = false\n"
                   "[server.services.a]\nbind_addr = \"127.0.0.1:{port2}\"\n", 5, "server.transport.type"),
@@ -236,7 +230,7 @@ UNSUPPORTED = {
 @pytest.mark.parametrize("kind", sorted(UNSUPPORTED))
 @pytest.mark.parametrize("cmd", ["check", "run"])
 def test_unsupported_setting_refused(tmp_path, kind, cmd):
-    """A setting this build cannot act on (tls, noise, websocket, a proxy) is
+    """A setting this build cannot act on (websocket, a proxy) is
     an error at `check` and at start: exit 1, one line with file:line:col and
     the key, nothing listening and no connection attempted."""
     port, port2 = mrlib.free_port(), mrlib.free_port()
