@@ -205,8 +205,11 @@ static void ctx_common(SSL_CTX *s)
 	 * idle connections hold no record buffers */
 	SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				    SSL_MODE_RELEASE_BUFFERS);
-	/* read several records per recv(2); pending() accounts for them */
+	/* read several records per recv(2); pending() accounts for them. The
+	 * read buffer holds four full records, so a relay's 64 KiB read costs
+	 * one recv(2), not four (the buffer is released when idle) */
 	SSL_CTX_set_read_ahead(s, 1);
+	SSL_CTX_set_default_read_buffer_len(s, 4 * SSL3_RT_MAX_PACKET_SIZE);
 }
 
 /* PKCS#12 files written by OpenSSL 1.x (and by many tools still) use RC2 or

@@ -31,7 +31,8 @@ enum {
 	FRAME_HDR = 2,
 	FRAME_MAX = NOISE_MSG_MAX,                       /* ciphertext bytes in one frame */
 	PLAIN_MAX = NOISE_MSG_MAX - NOISE_TAG_LEN,       /* 65,519 */
-	RBUF_CAP = FRAME_HDR + FRAME_MAX + 16 * 1024,    /* one whole frame and the start of more */
+	FRAMES_PER_CALL = 2,                             /* a 64 KiB relay write is 65,519 + 17 */
+	RBUF_CAP = FRAMES_PER_CALL * (FRAME_HDR + FRAME_MAX) + 16 * 1024, /* whole frames and the start of more */
 	WBUF_CAP = RBUF_CAP,                             /* one size, so both share the spares */
 	SPARE_BUFS = 8,                                  /* idle buffers an identity keeps */
 };
@@ -420,6 +421,9 @@ static int nx_handshake(struct xport *x)
 
 /* ---------------------------------------------------------------- transport */
 
+/* Decrypts the whole frames rbuf holds into buf while they fit (so one
+ * call may return several frames), reading the lower layer only when
+ * nothing was returned yet. */
 static ssize_t nx_read(struct xport *x, void *buf, size_t len)
 {
 	struct xport_noise *nx = to_nx(x);
@@ -435,19 +439,25 @@ static ssize_t nx_read(struct xport *x, void *buf, size_t len)
 		rbuf_release(nx);
 		return (ssize_t)n;
 	}
+	uint8_t *out = buf;
+	size_t got = 0;
 	for (;;) {
 		size_t flen = 0, whole = frame_ready(nx, &flen);
 		if (whole) {
 			if (flen < NOISE_TAG_LEN)
-				return nx_fail(nx, "the %s sent a %zu-byte Noise frame, shorter than its tag",
-					       peer_name(nx), flen);
-			uint8_t *frame = nx->rbuf + nx->roff + FRAME_HDR;
+				return got ? (ssize_t)got
+					   : nx_fail(nx, "the %s sent a %zu-byte Noise frame, shorter than its "
+							 "tag", peer_name(nx), flen);
 			size_t plen = flen - NOISE_TAG_LEN;
-			bool direct = plen <= len;
-			int r = noise_cipher_decrypt(nx->rx, frame, flen, direct ? buf : frame);
+			if (got && (plen == 0 || plen > len - got))
+				break;  /* the next call takes it */
+			uint8_t *frame = nx->rbuf + nx->roff + FRAME_HDR;
+			bool direct = plen <= len - got;
+			int r = noise_cipher_decrypt(nx->rx, frame, flen, direct ? out + got : frame);
 			if (r < 0)
-				return nx_fail(nx, "a Noise frame from the %s did not decrypt (corrupted or "
-						   "forged); connection dropped", peer_name(nx));
+				return got ? (ssize_t)got
+					   : nx_fail(nx, "a Noise frame from the %s did not decrypt (corrupted "
+							 "or forged); connection dropped", peer_name(nx));
 			rbuf_consume(nx, whole);
 			if (plen == 0) {
 				/* protocol.md#p-noise: an empty plaintext reads as
@@ -457,17 +467,19 @@ static ssize_t nx_read(struct xport *x, void *buf, size_t len)
 				return 0;
 			}
 			if (direct) {
-				rbuf_release(nx);
-				return (ssize_t)plen;
+				got += plen;
+				continue;
 			}
-			/* serve the first len bytes now, the rest from pt; the
-			 * frame's bytes stay put (rbuf is not refilled before
-			 * pt is empty) */
-			memcpy(buf, frame, len);
+			/* the first frame and bigger than buf: serve len bytes
+			 * now, the rest from pt; the frame's bytes stay put
+			 * (rbuf is not refilled before pt is empty) */
+			memcpy(out, frame, len);
 			nx->pt = frame + len;
 			nx->pt_len = plen - len;
 			return (ssize_t)len;
 		}
+		if (got)
+			break;
 		ssize_t n = rbuf_fill(nx);
 		if (n == 0) {
 			if (nx->rlen) {
@@ -487,15 +499,46 @@ static ssize_t nx_read(struct xport *x, void *buf, size_t len)
 			return n;
 		}
 	}
+	rbuf_release(nx);
+	return (ssize_t)got;
 }
 
-/* Encrypts up to PLAIN_MAX bytes of the iovecs as one frame into wbuf and
- * sends it. Returns the plaintext bytes taken, once their frame is all
- * with the lower layer. When the lower layer takes only part of a frame,
- * the call returns -EAGAIN with the frame committed (nx->committed): as
- * with SSL_write, the caller calls again with the same bytes first, and
- * that call returns them as taken when the rest of the frame is out. So a
- * frame never waits in wbuf without its owner waiting to write. */
+/* Where the plaintext at offset off of the iovecs continues for n bytes
+ * in one buffer; NULL when it spans buffers. */
+static const uint8_t *iov_span(const struct iovec *iov, int iovcnt, size_t off, size_t n)
+{
+	for (int i = 0; i < iovcnt; i++) {
+		if (off < iov[i].iov_len)
+			return iov[i].iov_len - off >= n ? (const uint8_t *)iov[i].iov_base + off : NULL;
+		off -= iov[i].iov_len;
+	}
+	return NULL;
+}
+
+/* Copies n bytes at offset off of the iovecs to dst. */
+static void iov_gather(const struct iovec *iov, int iovcnt, size_t off, size_t n, uint8_t *dst)
+{
+	for (int i = 0; i < iovcnt && n; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t k = iov[i].iov_len - off < n ? iov[i].iov_len - off : n;
+		memcpy(dst, (const uint8_t *)iov[i].iov_base + off, k);
+		dst += k;
+		n -= k;
+		off = 0;
+	}
+}
+
+/* Encrypts the iovecs as frames of at most PLAIN_MAX bytes (up to
+ * FRAMES_PER_CALL of them) into wbuf, each behind its length, and sends
+ * them in one call to the lower layer. Returns the plaintext bytes taken,
+ * once their frames are all with the lower layer. When the lower layer
+ * takes only part, the call returns -EAGAIN with the frames committed
+ * (nx->committed): as with SSL_write, the caller calls again with the same
+ * bytes first, and that call returns them as taken when the rest is out.
+ * So frames never wait in wbuf without their owner waiting to write. */
 static ssize_t nx_writev(struct xport *x, const struct iovec *iov, int iovcnt)
 {
 	struct xport_noise *nx = to_nx(x);
@@ -513,39 +556,36 @@ static ssize_t nx_writev(struct xport *x, const struct iovec *iov, int iovcnt)
 			return (ssize_t)done;
 	}
 	size_t total = 0;
-	int first = -1;
-	for (int i = 0; i < iovcnt; i++) {
+	for (int i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
-		if (first < 0 && iov[i].iov_len)
-			first = i;
-	}
 	if (!total)
 		return 0;  /* never an empty frame: it reads as the end of the stream */
-	size_t take = total < PLAIN_MAX ? total : PLAIN_MAX;
 	uint8_t *f = wbuf_frame(nx);
 	if (!f)
 		return -ENOMEM;
-	const uint8_t *src = f + FRAME_HDR;
-	if (iov[first].iov_len >= take)
-		src = iov[first].iov_base;  /* encrypt straight from the caller's bytes */
-	else
-		for (size_t got = 0; got < take; first++) {  /* gather, then encrypt in place */
-			size_t n = iov[first].iov_len < take - got ? iov[first].iov_len : take - got;
-			memcpy(f + FRAME_HDR + got, iov[first].iov_base, n);
-			got += n;
+	size_t taken = 0;
+	nx->woff = nx->wlen = 0;
+	for (unsigned k = 0; k < FRAMES_PER_CALL && taken < total; k++) {
+		size_t take = total - taken < PLAIN_MAX ? total - taken : PLAIN_MAX;
+		uint8_t *slot = f + nx->wlen + FRAME_HDR;
+		const uint8_t *src = iov_span(iov, iovcnt, taken, take);
+		if (!src) {  /* gather, then encrypt in place */
+			iov_gather(iov, iovcnt, taken, take, slot);
+			src = slot;
 		}
-	int n = noise_cipher_encrypt(nx->tx, src, take, f + FRAME_HDR);
-	if (n < 0)
-		return nx_fail(nx, "cannot encrypt a Noise frame (%s)", mr_strerror(n));
-	put_len(f, (size_t)n);
-	nx->woff = 0;
-	nx->wlen = FRAME_HDR + (size_t)n;
+		int n = noise_cipher_encrypt(nx->tx, src, take, slot);
+		if (n < 0)
+			return nx_fail(nx, "cannot encrypt a Noise frame (%s)", mr_strerror(n));
+		put_len(slot - FRAME_HDR, (size_t)n);
+		nx->wlen += FRAME_HDR + (size_t)n;
+		taken += take;
+	}
 	if ((r = wbuf_flush(nx)) != 0) {
 		if (r == -EAGAIN)
-			nx->committed = take;
+			nx->committed = taken;
 		return r;
 	}
-	return (ssize_t)take;
+	return (ssize_t)taken;
 }
 
 static ssize_t nx_write(struct xport *x, const void *buf, size_t len)
