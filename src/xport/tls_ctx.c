@@ -61,9 +61,22 @@ void tls_ctx_unref(struct tls_ctx *c)
 {
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
+	SSL_SESSION_free(c->resume);
 	SSL_CTX_free(c->ssl_ctx);
 	free(c->name);
 	free(c);
+}
+
+/* Client: a session ticket arrived; keep the newest for the next
+ * connection. Returns 1: OpenSSL's reference is now ours. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_ctx *c = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	if (!c || !SSL_SESSION_is_resumable(sess))
+		return 0;
+	SSL_SESSION_free(c->resume);
+	c->resume = sess;
+	return 1;
 }
 
 void tls_ctx_free(struct tls_ctx *c)
@@ -372,6 +385,11 @@ static int setup_client(struct tls_ctx *c, const struct conf_tls *t, const char 
 	}
 	if (t->pkcs12)
 		log_debug("tls: %s.transport.tls.pkcs12 is not used by a client; ignored", sec);
+	/* sessions: the newest kept in c->resume (not OpenSSL's cache) and
+	 * offered by the next connection */
+	SSL_CTX_set_app_data(s, c);
+	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(s, on_new_session);
 	SSL_CTX_set_verify(s, SSL_VERIFY_PEER, tls_verify_cb);
 	X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(s);
 	X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -400,12 +418,13 @@ static int setup_server(struct tls_ctx *c, const struct conf_tls *t, const char 
 		X509_free(ca);
 	}
 	/* no client certificate (SSL_VERIFY_NONE, the default), no ALPN, no
-	 * servername callback: SNI, an IP literal too, is ignored. No session
-	 * resumption: no cache to grow with every handshake, no tickets to
-	 * mint (a client reconnects rarely, and rathole's never resumes) */
+	 * servername callback: SNI, an IP literal too, is ignored. Session
+	 * resumption by stateless tickets only (one per handshake, keys made
+	 * per start): a client's data channels resume the control channel's
+	 * session and skip the signature, and the server keeps no cache that
+	 * grows with every handshake */
 	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(s, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(s, 0);
+	SSL_CTX_set_num_tickets(s, 1);
 	return 0;
 }
 

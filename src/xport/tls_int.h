@@ -12,13 +12,19 @@
 #include "xport/xport_tls.h"
 
 /* The context: built by tls_ctx_new, shared by the role and every layer
- * (each holds a reference). Nothing in it changes after tls_ctx_new. */
+ * (each holds a reference). Nothing in it changes after tls_ctx_new but
+ * the client's session to resume. */
 struct tls_ctx {
 	atomic_uint refs;     /* the role's, and one per layer */
 	bool server;
 	bool name_is_ip;      /* client: name is an IP literal (no SNI, IP check) */
 	SSL_CTX *ssl_ctx;
 	char *name;           /* client: the name checked (and sent as SNI) */
+	/* client: the newest session the server gave a ticket for, offered by
+	 * the next connection (a resumed handshake skips the certificate's
+	 * signature and its verification: most of a handshake's CPU). One
+	 * reference, replaced by each new ticket; NULL before the first. */
+	SSL_SESSION *resume;
 };
 
 struct tls_ctx *tls_ctx_ref(struct tls_ctx *c);

@@ -370,8 +370,9 @@ static int tls_handshake(struct xport *x)
 		if (log_enabled(LOGL_DEBUG)) {
 			bool ktx = BIO_get_ktls_send(SSL_get_wbio(t->ssl));
 			bool krx = BIO_get_ktls_recv(SSL_get_rbio(t->ssl));
-			log_debug("tls: fd %d: %s %s, kTLS send %s, receive %s", x->fd, SSL_get_version(t->ssl),
-				  SSL_get_cipher_name(t->ssl), ktx ? "on" : "off", krx ? "on" : "off");
+			log_debug("tls: fd %d: %s %s%s, kTLS send %s, receive %s", x->fd, SSL_get_version(t->ssl),
+				  SSL_get_cipher_name(t->ssl), SSL_session_reused(t->ssl) ? ", resumed" : "",
+				  ktx ? "on" : "off", krx ? "on" : "off");
 		}
 		return 0;
 	}
@@ -605,6 +606,8 @@ struct xport *xport_tls_new(struct tls_ctx *c, struct xport *lower)
 		return NULL;
 	}
 	SSL_set_app_data(t->ssl, t);
+	if (!c->server && c->resume)
+		SSL_set_session(t->ssl, c->resume);  /* offered; a full handshake if refused */
 	if (c->server)
 		SSL_set_accept_state(t->ssl);
 	else

@@ -5,8 +5,9 @@
  *           chain in the file, all sent; a file of OpenSSL 1.x's legacy
  *           algorithms loads OpenSSL's legacy provider); TLS 1.2 and 1.3;
  *           no client certificate, no ALPN; never depends on SNI (an IP
- *           literal as SNI is accepted). No session resumption (no cache,
- *           no tickets). trusted_root, if set, is read and must parse.
+ *           literal as SNI is accepted). No session cache; one stateless
+ *           session ticket per handshake, for resumption. trusted_root,
+ *           if set, is read and must parse.
  *   client: trust = the system store (SSL_CERT_FILE / SSL_CERT_DIR
  *           honoured) plus the first certificate of trusted_root; the name
  *           checked is hostname, else the host part of remote_addr (before
@@ -15,6 +16,9 @@
  *           an IP address and sent as no SNI. TLS 1.2 minimum, so a rathole
  *           server (1.2 only) works. Verification is always on. A pkcs12 on
  *           the client is ignored (rathole loads it and uses nothing).
+ *           The newest session the server gave a ticket for is offered by
+ *           the next connection (a resumed handshake skips the signature
+ *           and the certificate checks, done once for the session).
  *
  * The layer sits directly on tcp, or on a finished proxy step, which holds
  * nothing: so it reads and writes the socket itself (SSL_set_fd on

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,10 +448,16 @@ static void test_pending_reads_without_the_socket(void **state)
 		memset(msg, 'a' + i, sizeof(msg));
 		write_all(p.c, msg, sizeof(msg));   /* three records */
 	}
-	/* wait until all three are in the server's socket */
+	/* wait until all three are in the server's socket (3 x 100 bytes,
+	 * each with at least 21 bytes of record overhead; Nagle may hold the
+	 * last two until the first is acknowledged) */
 	struct pollfd pf = { .fd = p.fds[1], .events = POLLIN };
 	assert_int_equal(poll(&pf, 1, 2000), 1);
-	usleep(20000);
+	int queued = 0;
+	for (int i = 0; i < 200 && queued < 3 * 121; i++) {
+		usleep(10000);
+		assert_int_equal(ioctl(p.fds[1], FIONREAD, &queued), 0);
+	}
 	assert_int_equal(read_n(p.s, buf, 10, 10), 10);
 	assert_int_equal(xport_pending(p.s), 90);
 	assert_int_equal(read_n(p.s, buf, 90, 90), 90);
