@@ -23,6 +23,8 @@ const char *mr_strerror(int err)
 	case MR_EUNSUPPORTED: return "not supported by this build";
 	case MR_ETLS: return "TLS failed";
 	case MR_ENOISE: return "Noise failed";
+	case MR_EWS: return "WebSocket failed";
+	case MR_EPROXY: return "the proxy failed";
 	case MR_ECONFIG: return "invalid configuration";
 	default: break;
 	}

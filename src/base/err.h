@@ -28,6 +28,8 @@ enum mr_err {
 	MR_ETLS = -10017,            /* TLS failed (handshake, certificate, record); details from xport_last_error */
 	MR_ENOISE = -10018,          /* Noise failed (handshake, decryption, framing); details from xport_last_error */
 	MR_ECONFIG = -10019,         /* a setting could not be used (logged where it was found) */
+	MR_EWS = -10020,             /* WebSocket failed (upgrade, framing); details from xport_last_error */
+	MR_EPROXY = -10021,          /* the proxy step failed (refused, auth, garbage); details from xport_last_error */
 };
 
 const char *mr_strerror(int err);

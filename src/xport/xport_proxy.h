@@ -1,0 +1,45 @@
+/* xport_proxy: the client's proxy step (protocol.md#p-proxy) as a layer of
+ * the transport stack: over a tcp layer connected to the proxy, its
+ * handshake asks the proxy for a tunnel to the server (SOCKS5 CONNECT,
+ * RFC 1928/1929, or HTTP CONNECT with Basic auth), and from then on it is
+ * out of the way: reads, writes and shutdown go straight to the lower
+ * layer, and its splice_fd and flags become the lower layer's. The layers
+ * above it (tls, noise, websocket, or none) start their handshakes after
+ * it.
+ *
+ * A struct proxy_conf is built once per client from the proxy URL and
+ * remote_addr (proxy_conf_init), with protocol.md#q12's allowed fixes:
+ * credentials percent-decoded, an IP-literal target sent as an address
+ * (SOCKS5 ATYP 1 or 4; brackets kept in an HTTP authority), a name left to
+ * the proxy to resolve.
+ *
+ * Failures (refused, an auth method molerat lacks, wrong credentials,
+ * garbage, EOF) end that connection with MR_EPROXY; last_error() gives one
+ * line naming the proxy and what it said ("proxy socks5://127.0.0.1:1080
+ * refused the connection to example.com:2333: connection refused (reply
+ * 5)"). Passwords never appear in a log line.
+ *
+ * Ownership: the client owns its struct proxy_conf (proxy_conf_fini);
+ * every layer keeps a reference to it (it must outlive the layers: the
+ * stack refcounts it, see xport/stack.c). xport_proxy_new takes lower
+ * (closed also on failure). */
+#ifndef MOLERAT_XPORT_PROXY_H
+#define MOLERAT_XPORT_PROXY_H
+
+#include "codec/conf_url.h"
+#include "xport/xport.h"
+
+struct proxy_conf;
+
+/* From the parsed proxy URL (scheme socks5 or http) and the client's
+ * remote_addr. On failure logs one line (client.transport.tcp.proxy: ...)
+ * and returns NULL. */
+struct proxy_conf *proxy_conf_new(const struct conf_url *u, const char *remote_addr);
+void proxy_conf_ref(struct proxy_conf *pc);
+void proxy_conf_unref(struct proxy_conf *pc);
+/* "host:port" of the proxy itself, for the dial (brackets kept for IPv6). */
+const char *proxy_conf_dial_addr(const struct proxy_conf *pc);
+
+struct xport *xport_proxy_new(struct proxy_conf *pc, struct xport *lower);
+
+#endif
