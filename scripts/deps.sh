@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libc-ares-dev libcmocka-dev
       golang-github-burntsushi-toml-dev golang-github-flynn-noise-dev
-      python3 python3-pytest python3-dissononce clang libclang-rt-14-dev openssl
+      python3 python3-pytest python3-dissononce python3-websockets dante-server tinyproxy
+      clang libclang-rt-14-dev openssl
       systemd man-db groff-base)
 [ "${MOLERAT_BENCH_DEPS:-0}" = 1 ] && pkgs+=(iperf3 wrk nginx-light gnuplot-nox)
 missing=()
