@@ -222,18 +222,19 @@ static void warn_transport(struct wctx *x, const char *sec, const struct conf_tr
 		if (server)
 			wemit(x, pp, "a proxy is only used by a client; it is ignored here");
 		else if (!u->host || !u->host[0])
-			wemit(x, pp, "the proxy URL has no host; rathole panics on it; write \"%s://host:port\"",
-			      u->scheme);
+			; /* an error (transport_errors) */
 		else if (!u->has_port)
-			wemit(x, pp, "the proxy URL has no port or the scheme's default one, which rathole "
-				     "cannot use (it panics); write the port explicitly, e.g. %s://%s:%s",
-			      u->scheme, u->host, strcmp(u->scheme, "http") ? "1080" : "8080");
+			wemit(x, pp, "the proxy URL has no port or the scheme's default one: molerat uses %s, "
+				     "but rathole cannot (it panics); write the port explicitly, e.g. %s://%s:%s",
+			      strcmp(u->scheme, "http") ? "1080" : "80", u->scheme, u->host,
+			      strcmp(u->scheme, "http") ? "1080" : "8080");
 		else if (u->host[0] == '[')
 			wemit(x, pp, "rathole cannot connect to a proxy given by a bracketed IPv6 address; use a "
 				     "host name or IPv4 address");
 		if (!server && ((u->username && strchr(u->username, '%')) || (u->password && strchr(u->password, '%'))))
-			wemit(x, pp, "proxy credentials are sent still percent-encoded, as rathole does; avoid "
-				     "characters that need encoding");
+			wemit(x, pp, "molerat percent-decodes the proxy credentials but rathole sends them "
+				     "still encoded, so the two clients log in differently; avoid characters "
+				     "that need encoding");
 	}
 	/* which sub-tables the type uses */
 	bool use_tls = t->type == CONF_XPORT_TLS || (t->type == CONF_XPORT_WEBSOCKET && t->websocket.present &&
@@ -252,9 +253,6 @@ static void warn_transport(struct wctx *x, const char *sec, const struct conf_tr
 		else
 			warn_noise(x, sec, &t->noise, server);
 	}
-	if (t->type == CONF_XPORT_WEBSOCKET && !t->websocket.present)
-		wemit(x, kp_add(tp, "type"), "type = \"websocket\" needs a [%s.transport.websocket] table "
-					    "with tls = true or false; the instance fails at start; add it", sec);
 	if (t->type == CONF_XPORT_WEBSOCKET && t->websocket.present && t->websocket.tls) {
 		if (!t->tls.present)
 			wemit(x, kp_add(kp_add(tp, "websocket"), "tls"),
@@ -359,16 +357,15 @@ static void transport_errors(struct wctx *x, const char *sec, const struct conf_
 			     bool server)
 {
 	struct kpath tp = kp_add(kp(sec), "transport");
-	if (t->type == CONF_XPORT_WEBSOCKET)
-		wemit(x, kp_add(tp, "type"), "the %s transport is not supported by this build of molerat "
-					    "yet; use type = \"tcp\", \"tls\" or \"noise\", or run rathole at "
-					    "both ends until it is", conf_xport_type_name(t->type));
+	if (t->type == CONF_XPORT_WEBSOCKET && !t->websocket.present)
+		wemit(x, kp_add(tp, "type"), "type = \"websocket\" needs a [%s.transport.websocket] table "
+					    "with tls = true or false (rathole refuses to start without it); add it",
+		      sec);
 	if (t->type == CONF_XPORT_NOISE && t->noise.present)
 		noise_errors(x, sec, &t->noise, server);
-	if (!server && t->tcp.proxy)
-		wemit(x, kp_add(kp_add(tp, "tcp"), "proxy"), "connecting through a proxy is not supported by "
-							   "this build of molerat yet; remove proxy to connect "
-							   "directly, or run rathole as the client until it is");
+	if (!server && t->tcp.proxy && (!t->tcp.proxy_url.host || !t->tcp.proxy_url.host[0]))
+		wemit(x, kp_add(kp_add(tp, "tcp"), "proxy"), "the proxy URL has no host; write \"%s://host:port\"",
+		      t->tcp.proxy_url.scheme);
 }
 
 size_t conf_check_errors(const struct conf *c, enum conf_mode mode,
