@@ -123,8 +123,7 @@ static ssize_t dec_first_two(struct ws_decoder *d)
 		return dec_fail(d, "a frame with a reserved opcode", 0);
 	}
 	if (d->masked != d->expect_masked)
-		return dec_fail(d, d->masked ? "a masked frame from a server" : "an unmasked frame from a client",
-				0);
+		return dec_fail(d, d->masked ? "a masked frame" : "an unmasked frame", 0);
 	d->hdr_need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + (d->masked ? 4 : 0);
 	return 0;
 }
