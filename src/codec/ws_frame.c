@@ -49,8 +49,17 @@ unsigned ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t 
 	uint64_t k64;
 	memcpy(&k64, k, 8);
 	size_t i = 0;
-	/* 8 bytes at a time: each block is loaded before it is stored, so a
-	 * dst that trails src never overwrites bytes not yet read */
+	/* 32, then 8 bytes at a time: each block is loaded whole before it is
+	 * stored, so a dst that trails src never overwrites bytes not yet read */
+	for (; i + 32 <= n; i += 32) {
+		uint64_t v[4];
+		memcpy(v, src + i, 32);
+		v[0] ^= k64;
+		v[1] ^= k64;
+		v[2] ^= k64;
+		v[3] ^= k64;
+		memcpy(dst + i, v, 32);
+	}
 	for (; i + 8 <= n; i += 8) {
 		uint64_t v;
 		memcpy(&v, src + i, 8);
@@ -183,6 +192,8 @@ ssize_t ws_decode(struct ws_decoder *d, uint8_t *in, size_t len, struct ws_event
 	ev->kind = WS_EV_NONE;
 	ev->data = NULL;
 	ev->len = 0;
+	ev->key = NULL;
+	ev->phase = 0;
 	for (;;) {
 		switch (d->state) {
 		case WS_DEC_FAILED:
@@ -223,11 +234,16 @@ ssize_t ws_decode(struct ws_decoder *d, uint8_t *in, size_t len, struct ws_event
 				n = (size_t)d->remaining;
 			unsigned phase = (unsigned)((d->frame_len - d->remaining) & 3);
 			uint8_t *p = in + pos;
-			if (d->masked)
+			bool control = is_control(d->op);
+			if (d->masked && (control || !d->leave_masked))
 				ws_mask(p, n, d->key, phase);
+			else if (d->masked) {
+				ev->key = d->key;
+				ev->phase = phase;
+			}
 			pos += n;
 			d->remaining -= n;
-			if (is_control(d->op)) {
+			if (control) {
 				memcpy(d->ctrl + d->ctrl_len, p, n);
 				d->ctrl_len += (unsigned)n;
 				if (d->remaining)

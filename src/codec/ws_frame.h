@@ -78,11 +78,18 @@ struct ws_event {
 	enum ws_event_kind kind;
 	uint8_t *data;
 	size_t len;
+	/* a data event of a decoder with leave_masked: the bytes are still
+	 * masked with key from byte phase on (ws_mask_copy unmasks them where
+	 * they go); NULL when they are plain */
+	const uint8_t *key;
+	unsigned phase;
 };
 
 struct ws_decoder {
 	enum ws_dec_state state;
 	bool expect_masked;          /* a server reads masked frames, a client unmasked */
+	bool leave_masked;           /* data events leave the unmasking to the caller
+				      * (who unmasks while it moves the bytes) */
 	uint8_t hdr[WS_HDR_MAX];
 	unsigned hdr_len, hdr_need;  /* bytes held; the header's size once known */
 	/* the frame being read */
@@ -107,7 +114,8 @@ void ws_decoder_init(struct ws_decoder *d, bool expect_masked);
  * (all of them when ev->kind is WS_EV_NONE), or MR_EWS on a protocol
  * error (d->why says which; d->bad_len the size over a limit; nothing of
  * the bad frame is delivered). A data event's bytes are unmasked in place
- * in in[] and are the last of the bytes consumed. Empty Binary frames and
+ * in in[] (unless d->leave_masked: see struct ws_event) and are the last of
+ * the bytes consumed. Empty Binary frames and
  * messages give no event; a Text frame, a reserved opcode or RSV bit, a
  * wrong mask bit, a fragmented or long control frame, a continuation out
  * of place, a length with the top bit set, a frame over WS_FRAME_MAX or a

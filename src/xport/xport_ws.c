@@ -442,7 +442,10 @@ static ssize_t decode_into(struct xport_ws *ws, uint8_t *in, size_t n, uint8_t *
 			return frame_failed(ws);
 		pos += (size_t)r;
 		if (ev.kind == WS_EV_DATA) {
-			if (ev.data != out + got)
+			/* unmasked while moved down: one pass (out + got <= ev.data) */
+			if (ev.key)
+				ws_mask_copy(out + got, ev.data, ev.len, ev.key, ev.phase);
+			else if (ev.data != out + got)
 				memmove(out + got, ev.data, ev.len);
 			got += ev.len;
 		} else if (ev.kind != WS_EV_NONE) {
@@ -475,7 +478,10 @@ static ssize_t read_buffered(struct xport_ws *ws, uint8_t *buf, size_t len)
 		ws->roff += (size_t)r;
 		ws->rlen -= (size_t)r;
 		if (ev.kind == WS_EV_DATA) {
-			memcpy(buf + got, ev.data, ev.len);
+			if (ev.key)
+				ws_mask_copy(buf + got, ev.data, ev.len, ev.key, ev.phase);
+			else
+				memcpy(buf + got, ev.data, ev.len);
 			got += ev.len;
 		} else if (ev.kind != WS_EV_NONE) {
 			on_control(ws, &ev);
@@ -839,6 +845,7 @@ struct xport *xport_ws_new(bool server, const char *host, struct xport *lower)
 	ws->state = WS_HANDSHAKE;
 	ws->keys_used = KEY_POOL;  /* drawn at the first frame */
 	ws_decoder_init(&ws->dec, server);
+	ws->dec.leave_masked = true;
 	/* the client writes first; the server waits for its request */
 	ws->want = server ? LOOP_READ : LOOP_WRITE;
 	return &ws->base;
