@@ -8,9 +8,9 @@
  *
  * Receiving: when the caller asks for at least DIRECT_MIN bytes and
  * nothing is buffered, the lower layer reads straight into the caller's
- * buffer and the frames are decoded there in place: payloads unmasked
- * where they lie and moved down over the headers between them (one pass
- * over the bytes that follow a header; none within a frame). Smaller
+ * buffer and the frames are decoded there in place: payloads moved down
+ * over the headers between them and unmasked in the same pass (one pass
+ * over every byte). Smaller
  * reads (a control channel's few bytes) and the bytes that followed the
  * 101 go through rbuf (allocated while it holds something).
  *
