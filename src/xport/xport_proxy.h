@@ -8,10 +8,26 @@
  * it.
  *
  * A struct proxy_conf is built once per client from the proxy URL and
- * remote_addr (proxy_conf_init), with protocol.md#q12's allowed fixes:
+ * remote_addr (proxy_conf_new), with protocol.md#q12's allowed fixes:
  * credentials percent-decoded, an IP-literal target sent as an address
  * (SOCKS5 ATYP 1 or 4; brackets kept in an HTTP authority), a name left to
- * the proxy to resolve.
+ * the proxy to resolve. A URL without a port (or with the scheme's
+ * default, which the URL library reports as none) makes rathole panic;
+ * molerat then dials port 80 for http and 1080 for socks5. The requests
+ * (greeting, user/password, CONNECT) are built there once, since they are
+ * the same for every connection; the bytes are codec/proxy_proto.h's.
+ *
+ * Handshake states, in order (a SOCKS5 proxy skips the auth pair when it
+ * chose "no authentication"):
+ *   SOCKS5: send greeting, read method, [send auth, read auth], send
+ *           CONNECT, read its reply (exactly: no byte of the tunnel is
+ *           taken), open
+ *   HTTP:   send CONNECT, read the response head (at most 4,096 bytes, 16
+ *           header lines, a 2xx status, nothing after the blank line:
+ *           the client speaks first), open
+ * Before open, splice_fd is -1 and flags 0; from open on they are the
+ * lower layer's, so the plain-tcp relay still splices through a proxy.
+ * The handshake has no timer of its own: the owner's deadline bounds it.
  *
  * Failures (refused, an auth method molerat lacks, wrong credentials,
  * garbage, EOF) end that connection with MR_EPROXY; last_error() gives one
@@ -19,10 +35,11 @@
  * refused the connection to example.com:2333: connection refused (reply
  * 5)"). Passwords never appear in a log line.
  *
- * Ownership: the client owns its struct proxy_conf (proxy_conf_fini);
- * every layer keeps a reference to it (it must outlive the layers: the
- * stack refcounts it, see xport/stack.c). xport_proxy_new takes lower
- * (closed also on failure). */
+ * Ownership: a struct proxy_conf is refcounted: proxy_conf_new returns
+ * one reference (the stack's, xport/stack.c), every layer takes its own,
+ * and the last proxy_conf_unref wipes the decoded credentials
+ * (OPENSSL_cleanse) and frees it. xport_proxy_new takes lower (closed also
+ * on failure). */
 #ifndef MOLERAT_XPORT_PROXY_H
 #define MOLERAT_XPORT_PROXY_H
 
@@ -32,8 +49,10 @@
 struct proxy_conf;
 
 /* From the parsed proxy URL (scheme socks5 or http) and the client's
- * remote_addr. On failure logs one line (client.transport.tcp.proxy: ...)
- * and returns NULL. */
+ * remote_addr. On failure (another scheme, no host, a target that is not
+ * host:port or whose host is longer than 255 bytes, credentials longer
+ * than 255 bytes each once decoded, out of memory) logs one line
+ * (client.transport.tcp.proxy: ...) and returns NULL. */
 struct proxy_conf *proxy_conf_new(const struct conf_url *u, const char *remote_addr);
 void proxy_conf_ref(struct proxy_conf *pc);
 void proxy_conf_unref(struct proxy_conf *pc);
