@@ -252,10 +252,12 @@ static int http_verdict(struct xport_proxy *px, enum http_connect_res res, const
 	const struct proxy_conf *pc = px->pc;
 	switch (res) {
 	case HCR_STATUS:
-		if (r->status == 407 && pc->creds.present)
+		/* 407 is the proxy's "who are you"; tinyproxy answers wrong
+		 * credentials with 401 */
+		if ((r->status == 407 || r->status == 401) && pc->creds.present)
 			return px_fail(px, "rejected the credentials of user \"%s\" (%d %s)", pc->user_shown,
 				       r->status, r->reason);
-		if (r->status == 407)
+		if (r->status == 407 || r->status == 401)
 			return px_fail(px, "asks for credentials (%d %s); put them in the proxy URL "
 					   "(http://USER:PASSWORD@host:port)", r->status, r->reason);
 		return px_fail(px, "refused the connection to %s: %d %s", pc->target.authority, r->status,

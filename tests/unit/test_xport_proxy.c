@@ -474,6 +474,14 @@ static void test_http_failures(void **state)
 	};
 	expect_fail("http://bob:secret@127.0.0.1:3128", target, wrong, 1,
 		    "rejected the credentials of user \"bob\" (407 Proxy Authentication Required)");
+	/* tinyproxy's answer to a wrong password */
+	const struct step tiny[] = {
+		{ S(REQ("Proxy-Authorization: Basic Ym9iOnNlY3JldA==\r\n")),
+		  S("HTTP/1.0 401 Unauthorized\r\nServer: tinyproxy/1.11.1\r\nWWW-Authenticate: Basic "
+		    "realm=\"Tinyproxy\"\r\nConnection: close\r\n\r\n<html/>"), END_CLOSE },
+	};
+	expect_fail("http://bob:secret@127.0.0.1:3128", target, tiny, 1,
+		    "rejected the credentials of user \"bob\" (401 Unauthorized)");
 	const struct step garbage[] = { { S(REQ("")), S("SSH-2.0-OpenSSH_9.2\r\n"), END_NONE } };
 	expect_fail(url, target, garbage, 1, "answered the HTTP CONNECT to example.com:2333 with garbage (not an "
 					     "HTTP response): does it speak HTTP?");
