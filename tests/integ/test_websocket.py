@@ -983,8 +983,9 @@ def test_wss_client_against_ws_server(procs, pki):
     lines = wait_problem_line(s, "websocket", "GET")
     assert lines, f"no line from the websocket server\n{s.tail()}"
     print(lines[0])
-    lines = wait_problem_line(c, "mix", "tls")
-    assert lines, f"no line naming TLS from the client\n{c.tail()}"
+    # what went wrong, not just "TLS failed": the TLS layer's own words
+    lines = wait_problem_line(c, "mix", "tls", ("transport.type", "closed the connection", "not speaking"))
+    assert lines, f"no line from the client saying what happened to its TLS handshake\n{c.tail()}"
     print(lines[0])
     _mismatch_after(s, c, svc_port)
 
@@ -994,8 +995,8 @@ def test_ws_client_against_wss_server(procs, pki):
     server says the client is not speaking TLS; the client's upgrade gets
     no 101: a line naming websocket; it retries."""
     s, c, svc_port = _mismatch(procs, ws_server_extra(True, pki), ws_client_extra())
-    lines = wait_problem_line(s, "tls")
-    assert lines, f"no line naming TLS from the server\n{s.tail()}"
+    lines = wait_problem_line(s, "not speaking TLS")
+    assert lines, f"no line from the server saying the client does not speak TLS\n{s.tail()}"
     print(lines[0])
     lines = wait_problem_line(c, "mix", "websocket")
     assert lines, f"no line naming websocket from the client\n{c.tail()}"
