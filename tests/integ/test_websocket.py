@@ -768,7 +768,6 @@ def test_hostile_client_dropped(procs, echo, case):
     real client."""
     how, data, words = HOSTILE[case]
     t = ws_tunnel(procs, [{"name": "h", "local": echo.port}]).start()
-    time.sleep(1.1)       # past the once-a-second limit of handshake failure lines
     since = mark(t.server)
     t0 = time.monotonic()
     s = how(t.server_port, b"")
@@ -870,14 +869,16 @@ def test_bad_server_response_client_retries(procs, echo, case):
     port = lsock.getsockname()[1]
     svc = [{"name": "bad", "local": echo.port, "token": TOKEN, "port": mrlib.free_port()}]
     c = procs.client(mrlib.client_toml(port, svc, extra=ws_client_extra()))
-    attempts = 0
+    times = []           # when each attempt arrived
+    window = mrlib.slow(4)
     try:
         t0 = time.monotonic()
-        while time.monotonic() - t0 < mrlib.slow(2.5):
+        while len(times) < 3 and time.monotonic() - t0 < window:
             try:
-                s = fake_accept(lsock, max(0.1, t0 + mrlib.slow(2.5) - time.monotonic()))
+                s = fake_accept(lsock, max(0.1, t0 + window - time.monotonic()))
             except socket.timeout:
                 break
+            times.append(time.monotonic())
             try:
                 key = read_upgrade(s, f"127.0.0.1:{port}")
                 s.sendall(respond(key))
@@ -885,12 +886,22 @@ def test_bad_server_response_client_retries(procs, echo, case):
                 wait_closed(s, timeout=mrlib.slow(3))    # the client hangs up
             finally:
                 s.close()
-            attempts += 1
+        # no attempt comes in a burst: nothing more within 0.3 s of the last
+        lsock.settimeout(0.3)
+        try:
+            extra, _ = lsock.accept()
+            extra.close()
+            times.append(time.monotonic())
+        except socket.timeout:
+            pass
     finally:
         lsock.close()
+    attempts = len(times)
     assert c.alive(), f"client exited after a bad upgrade response\n{c.tail()}"
-    assert attempts >= 2, f"{attempts} attempts in {mrlib.slow(2.5)}s: the client does not retry\n{c.tail()}"
-    assert attempts <= 10, f"{attempts} attempts in {mrlib.slow(2.5)}s: no backoff"
+    assert attempts >= 3, f"{attempts} attempts in {window}s: the client does not retry\n{c.tail()}"
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # the backoff: about 0.5 s, then 1 s (the retry_interval cap), +-20%
+    assert min(gaps) > 0.3, f"attempts {gaps} s apart: no backoff\n{c.tail()}"
     lines = problem_lines(c, *words)
     assert lines, f"no WARN/ERROR line with {words}\n{c.tail()}"
     print(lines[0])
