@@ -150,7 +150,7 @@ struct xport_proxy {
 	struct socks5_dec dec;         /* the SOCKS5 reply being read */
 	char *head;                    /* PX_READ_HTTP: HTTP_CONNECT_HEAD_MAX bytes */
 	size_t head_len;
-	char err[512];                 /* last_error */
+	char err[640];                 /* last_error: the proxy's name, a target, the text */
 };
 
 static struct xport_proxy *to_px(struct xport *x) { return (struct xport_proxy *)x; }
@@ -428,12 +428,26 @@ static size_t px_pending(struct xport *x)
 	return px->state == PX_OPEN ? xport_pending(x->lower) : 0;
 }
 
+/* While the handshake waits: where it stands, for an owner whose deadline
+ * ran out ("proxy socks5://h:p has not answered the SOCKS5 greeting"). */
+static const char *px_waiting(struct xport_proxy *px)
+{
+	bool reading = px->state == PX_READ_METHOD || px->state == PX_READ_AUTH || px->state == PX_READ_CONNECT ||
+		       px->state == PX_READ_HTTP;
+	snprintf(px->err, sizeof(px->err), "proxy %s has not %s %s%s%s", px->pc->name,
+		 reading ? "answered" : "taken", stage(px), stage_has_target(px) ? " " : "",
+		 stage_has_target(px) ? px->pc->target.authority : "");
+	return px->err;
+}
+
 static const char *px_last_error(struct xport *x)
 {
 	struct xport_proxy *px = to_px(x);
-	if (px->err[0])
-		return px->err;
-	return px->state == PX_OPEN ? xport_last_error(x->lower) : NULL;
+	if (px->state == PX_OPEN)
+		return xport_last_error(x->lower);
+	if (px->state != PX_FAILED)
+		return px_waiting(px);
+	return px->err;
 }
 
 static void px_close(struct xport *x)

@@ -33,7 +33,10 @@
  * garbage, EOF) end that connection with MR_EPROXY; last_error() gives one
  * line naming the proxy and what it said ("proxy socks5://127.0.0.1:1080
  * refused the connection to example.com:2333: connection refused (reply
- * 5)"). Passwords never appear in a log line.
+ * 5)"). Passwords never appear in a log line. While the handshake waits,
+ * last_error() says where it stands, for an owner whose deadline ran out
+ * ("proxy socks5://127.0.0.1:1080 has not answered the SOCKS5 greeting");
+ * once open it is the lower layer's.
  *
  * Ownership: a struct proxy_conf is refcounted: proxy_conf_new returns
  * one reference (the stack's, xport/stack.c), every layer takes its own,
