@@ -636,8 +636,19 @@ def read_upgrade(s, host_header):
     return key
 
 
-@pytest.mark.parametrize("remote_host,host_header", [("127.0.0.1", "127.0.0.1"), ("LocalHost", "localhost")],
-                         ids=["ip", "name"])
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("remote_host,host_header", [
+    ("127.0.0.1", "127.0.0.1"), ("LocalHost", "localhost"),
+    pytest.param("[::1]", "[::1]", marks=pytest.mark.skipif(not ipv6_loopback(), reason="no ::1 here"))],
+    ids=["ip", "name", "ipv6"])
 def test_raw_server_with_molerat_client(procs, echo, remote_host, host_header):
     """A raw-socket server: the molerat client's request is rathole's byte
     for byte (Host from remote_addr, lower-cased as rathole's URL library
@@ -646,7 +657,7 @@ def test_raw_server_with_molerat_client(procs, echo, remote_host, host_header):
     bytes after our 101 are frames; an Ack and a CreateDataChannel in one
     message, an empty Binary message, a fragmented message and a Close are
     all understood; its own Close is `88 80` + key, then a FIN."""
-    lsock = mrlib.listen_socket()
+    lsock = mrlib.listen_socket(host="::1" if remote_host == "[::1]" else HOST)
     try:
         port = lsock.getsockname()[1]
         toml = mrlib.client_toml(port, [{"name": "echo", "local": echo.port, "token": TOKEN}],
@@ -912,6 +923,52 @@ def test_bad_server_response_client_retries(procs, echo, case):
     assert ok, f"tunnel not working {took:.1f}s after the real server came: {last!r}\n{procs.dump()}"
     roundtrip_ok(svc[0]["port"], case)
     assert c.alive() and s.alive()
+
+
+BAD_FRAMES = {
+    "masked": (wp.frame(wp.OP_BINARY, hello(0, os.urandom(32)), mask=True), "a masked frame"),
+    "text": (wp.frame(wp.OP_TEXT, b"hello"), "text"),
+    "rsv_bits": (wp.frame(wp.OP_BINARY, hello(0, os.urandom(32)), rsv=2), "reserved"),
+    "over_16mib": (b"\x82\x7f" + struct.pack(">Q", (16 << 20) + 1), "16 mib"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FRAMES))
+def test_bad_server_frame_client_retries(procs, echo, case):
+    """After a valid 101 and the client's Hello, the fake server sends a
+    frame a client must refuse (masked, Text, RSV bits, over 16 MiB): the
+    molerat client drops that connection with one line saying what came,
+    stays up and connects again (with a fresh upgrade)."""
+    data, word = BAD_FRAMES[case]
+    lsock = mrlib.listen_socket()
+    try:
+        port = lsock.getsockname()[1]
+        c = procs.client(mrlib.client_toml(port, [{"name": "echo", "local": echo.port, "token": TOKEN}],
+                                           extra=ws_client_extra()))
+        s = fake_accept(lsock, mrlib.slow(5))
+        try:
+            key = read_upgrade(s, f"127.0.0.1:{port}")
+            s.sendall(wp.rathole_response(wp.accept_of(key)))
+            f = wp.read_frame(s, mrlib.slow(5))
+            assert f is not None and f.payload == hello(0, digest("echo")), f"Hello frame {f!r}"
+            s.sendall(data)
+            try:
+                got = wait_closed(s, timeout=mrlib.slow(3))
+            except socket.timeout:
+                pytest.fail(f"{case}: the client kept the connection open\n{c.tail()}")
+            assert got == b"", f"{case}: the client sent {got!r}"
+        finally:
+            s.close()
+        line = one_line(c, 0, "echo", "websocket", word)
+        print(line)
+        again = fake_accept(lsock, mrlib.slow(4))
+        try:
+            read_upgrade(again, f"127.0.0.1:{port}")
+        finally:
+            again.close()
+    finally:
+        lsock.close()
+    assert c.alive()
 
 
 # ==========================================================================
