@@ -405,6 +405,10 @@ def test_transport_through_proxy(request, procs, proxies, pki, echo, transport, 
     roundtrip_ok(t.svc_port["echo"], 1)
     roundtrip_ok(t.svc_port["echo"], 2)
     assert proxy_saw(p, t.server_port), f"the proxy's log does not show 127.0.0.1:{t.server_port}:\n{p.text()}"
+    if transport == "tcp":
+        # the proxy layer hands its socket on: the client's relays may splice
+        relays = [ln for ln in t.client.stderr().splitlines() if "relay echo: started" in ln]
+        assert relays and all("splice for bulk" in ln for ln in relays), relays
     assert t.client.alive() and t.server.alive()
     no_password(t.client, PASSWORD, urllib.parse.quote(PASSWORD, safe=""), TINY_PASS)
 
@@ -435,6 +439,17 @@ def test_udp_through_proxy(request, procs, proxies, kind):
     finally:
         e.close()
     assert t.client.alive() and t.server.alive()
+
+
+@needs_dante
+def test_half_close_through_dante(procs, proxies, echo):
+    """dante passes a half-close on (tinyproxy does not): a visitor that
+    shuts its write side still gets the whole echo."""
+    d = proxies.dante()
+    t = start(proxy_tunnel(procs, [{"name": "echo", "local": echo.port}], "tcp", dante_url(d)))
+    data = mrlib.payload(7, 200_000)
+    got = mrlib.roundtrip(t.svc_port["echo"], data, timeout=mrlib.slow(15))
+    assert mrlib.sha(got) == mrlib.sha(data), f"{len(got)} of {len(data)} bytes came back"
 
 
 @needs_dante
