@@ -925,6 +925,31 @@ def test_bad_server_response_client_retries(procs, echo, case):
     assert c.alive() and s.alive()
 
 
+def test_client_accepts_token_list_101(procs, echo):
+    """A 101 with its headers in another order and case, extra headers, and
+    `Connection: keep-alive, Upgrade` (rathole's client refuses the token
+    list; molerat accepts it, protocol.md#p-websocket): the molerat client
+    goes on with its Hello in one masked frame."""
+    lsock = mrlib.listen_socket()
+    try:
+        port = lsock.getsockname()[1]
+        c = procs.client(mrlib.client_toml(port, [{"name": "echo", "local": echo.port, "token": TOKEN}],
+                                           extra=ws_client_extra()))
+        s = fake_accept(lsock, mrlib.slow(5))
+        try:
+            key = read_upgrade(s, f"127.0.0.1:{port}")
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nServer: test\r\nSEC-WEBSOCKET-ACCEPT: "
+                      + wp.accept_of(key).encode() + b"\r\nUpgrade: WebSocket\r\n"
+                      b"Connection: keep-alive, Upgrade\r\nDate: Fri, 04 Dec 2026 12:00:00 GMT\r\n\r\n")
+            f = wp.read_frame(s, mrlib.slow(5))
+            assert f is not None and f.masked and f.payload == hello(0, digest("echo")), f"Hello frame {f!r}"
+        finally:
+            s.close()
+    finally:
+        lsock.close()
+    assert c.alive()
+
+
 BAD_FRAMES = {
     "masked": (wp.frame(wp.OP_BINARY, hello(0, os.urandom(32)), mask=True), "a masked frame"),
     "text": (wp.frame(wp.OP_TEXT, b"hello"), "text"),
