@@ -290,6 +290,33 @@ def test_half_close_visitor_first(procs, pki, services, tls):
         assert len(got) == len(want), f"size {size}: got {len(got)} bytes, want {len(want)}"
         assert got[:33] == want[:33], f"size {size}: reply header {got[:33].hex()}"
         assert mrlib.sha(got) == mrlib.sha(want)
+    # then many at once: every reply still whole (the end of each data
+    # channel must not cut what is still in flight the other way)
+    n, size = 24, mrlib.scale(2 << 20)
+    results = [None] * n
+
+    def one(i):
+        data = mrlib.payload(f"many{i}", size + i)
+        try:
+            s = socket.create_connection((HOST, t.svc_port["half"]), timeout=5)
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                got = mrlib.recv_all(s, timeout=mrlib.slow(30))
+            finally:
+                s.close()
+            results[i] = (len(got), mrlib.sha(got)) == (len(svc.expect(data)), mrlib.sha(svc.expect(data))) \
+                or f"{len(got)} bytes back, want {len(svc.expect(data))}"
+        except OSError as e:
+            results[i] = repr(e)
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(mrlib.slow(40))
+    bad = [(i, r) for i, r in enumerate(results) if r is not True]
+    assert not bad, f"{len(bad)} of {n} half-closed visitors got a wrong reply: {bad[:5]}"
     assert t.server.alive() and t.client.alive()
 
 
