@@ -97,6 +97,8 @@ struct client {
 	size_t n_svcs;
 	struct list dchans;        /* of struct dchan, newest first; n: open or opening */
 	uint64_t last_warn;        /* rate limit of the data-channel cap warning */
+	const char *dial_addr;     /* remote_addr, or the proxy's host:port */
+	char dial_what[XPORT_STACK_HOST_MAX + 64]; /* "cannot connect to the server" or to the proxy */
 };
 
 static void cs_attempt(struct csvc *s);
@@ -483,7 +485,7 @@ static void cs_on_dial(void *arg, int fd, int err, const struct addr *peer)
 	struct loop *loop = s->cl->env.loop;
 	s->dial = NULL;
 	if (fd < 0) {
-		cs_fail(s, "cannot connect to the server", err);
+		cs_fail(s, s->cl->dial_what, err);
 		return;
 	}
 	addr_str(peer, s->server, sizeof(s->server));
@@ -506,9 +508,9 @@ static void cs_attempt(struct csvc *s)
 	int err = 0;
 	s->attempt_start = loop_now(loop);
 	s->state = CS_DIALING;
-	s->dial = dial_start(loop, cl->env.dns, cl->cfg->remote_addr, CONNECT_TIMEOUT_MS, cs_on_dial, s, &err);
+	s->dial = dial_start(loop, cl->env.dns, cl->dial_addr, CONNECT_TIMEOUT_MS, cs_on_dial, s, &err);
 	if (!s->dial)
-		cs_fail(s, "cannot connect to the server", err);
+		cs_fail(s, cl->dial_what, err);
 }
 
 static void cs_on_retry(struct loop *loop, struct timer *t)
@@ -598,6 +600,12 @@ int client_new(const struct runtime *rt, const struct conf_client *cfg, struct c
 	 * without a command; its sockets give up unacknowledged data as soon */
 	int r = xport_stack_init(&cl->stack, &cfg->transport, false, cfg->remote_addr,
 				 tunnel_user_timeout_ms(cfg->heartbeat_timeout, 0));
+	cl->dial_addr = xport_stack_dial_addr(&cl->stack, cfg->remote_addr);
+	if (cl->stack.proxy)
+		snprintf(cl->dial_what, sizeof(cl->dial_what), "cannot connect to the proxy %s://%s",
+			 cfg->transport.tcp.proxy_url.scheme, cl->dial_addr);
+	else
+		snprintf(cl->dial_what, sizeof(cl->dial_what), "cannot connect to the server");
 	char host[256];
 	uint16_t port;
 	if (r == 0 && addr_split_host_port(cfg->remote_addr, host, sizeof(host), &port) < 0) {
@@ -610,8 +618,9 @@ int client_new(const struct runtime *rt, const struct conf_client *cfg, struct c
 		client_free(cl);
 		return r;
 	}
-	log_info("client for %s started (%zu service%s)", cfg->remote_addr, cfg->n_services,
-		 cfg->n_services == 1 ? "" : "s");
+	log_info("client for %s%s%s started (%zu service%s)", cfg->remote_addr,
+		 cl->stack.proxy ? " through the proxy " : "", cl->stack.proxy ? cl->dial_addr : "",
+		 cfg->n_services, cfg->n_services == 1 ? "" : "s");
 	*out = cl;
 	return 0;
 }

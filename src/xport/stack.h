@@ -6,10 +6,11 @@
  * plain for a local stream (a visitor on the server, the local service on
  * the client), which is tcp with no options, whatever the transport.
  *
- * Stacks (docs/internals/transports.md): tcp, tcp -> tls, tcp -> noise.
- * The types the config may name but this build lacks (websocket; a proxy
- * step) are refused before start (role/conf_check.h) and by
- * xport_stack_init.
+ * Stacks (docs/internals/transports.md), bottom first:
+ *   tcp -> [proxy] -> (nothing | tls | noise | websocket | tls -> websocket)
+ * The proxy step exists only on a client with [client.transport.tcp]
+ * proxy; the client then dials the proxy (xport_stack_dial_addr) and the
+ * proxy layer asks it for a tunnel to remote_addr.
  *
  * Ownership: a struct xport_stack is owned by the role that initialised it
  * and released with xport_stack_fini; it borrows nothing from the conf
@@ -28,6 +29,9 @@
 
 struct tls_ctx;
 struct noise_ident;
+struct proxy_conf;
+
+enum { XPORT_STACK_HOST_MAX = 264 };  /* a Host value: a 253-byte name, brackets, ":65535" */
 
 struct xport_stack {
 	enum conf_xport_type type;
@@ -36,6 +40,9 @@ struct xport_stack {
 	unsigned user_timeout_ms;  /* TCP_USER_TIMEOUT of every socket of the tunnel */
 	struct tls_ctx *tls;       /* type tls: owned */
 	struct noise_ident *noise; /* type noise: owned (one reference) */
+	struct proxy_conf *proxy;  /* a client with a proxy: owned (one reference) */
+	bool ws;                   /* type websocket: a websocket layer on top */
+	char ws_host[XPORT_STACK_HOST_MAX]; /* client: the upgrade's Host value */
 };
 
 /* From a validated transport section of the role's section: server true
@@ -53,6 +60,10 @@ int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, boo
 		     const char *remote_addr, unsigned user_timeout_ms);
 /* Releases what init loaded (idempotent; a zeroed stack is fine). */
 void xport_stack_fini(struct xport_stack *st);
+
+/* Client: the "host:port" to dial for a connection to the server:
+ * remote_addr itself, or the proxy's address when there is a proxy. */
+const char *xport_stack_dial_addr(const struct xport_stack *st, const char *remote_addr);
 
 /* Client: fd is connected to the server. nodelay < 0 keeps the transport's
  * TCP_NODELAY, else overrides it (1 for a control channel, a service's own

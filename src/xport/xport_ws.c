@@ -131,7 +131,7 @@ static int frame_failed(struct xport_ws *ws)
 static const char *ws_last_error(struct xport *x)
 {
 	struct xport_ws *ws = to_ws(x);
-	return ws->err[0] ? ws->err : NULL;
+	return ws->err[0] ? ws->err : xport_last_error(x->lower);
 }
 
 /* 0 when the layer is open; else what an operation returns: the failure,
@@ -803,6 +803,14 @@ static unsigned ws_want(struct xport *x)
 static void ws_close(struct xport *x)
 {
 	struct xport_ws *ws = to_ws(x);
+	/* after the peer's Close, what follows it (a TLS close_notify) may
+	 * still sit unread: read it, so that closing does not reset the
+	 * connection and cut what the peer has not read yet */
+	if (ws->rd_eof) {
+		uint8_t drain[512];
+		for (int i = 0; i < 8 && xport_read(x->lower, drain, sizeof(drain)) > 0; i++)
+			;
+	}
 	free(ws->hbuf);
 	free(ws->host);
 	free(ws->rbuf);

@@ -98,10 +98,10 @@ static void test_plain_stream_untouched(void **state)
 	close(peer);
 }
 
-static void test_unsupported_type(void **state)
+static void test_unknown_type(void **state)
 {
 	struct conf_transport t = tcp_transport();
-	t.type = CONF_XPORT_WEBSOCKET;
+	t.type = (enum conf_xport_type)99;
 	struct xport_stack st;
 	assert_int_equal(xport_stack_init(&st, &t, true, NULL, 0), MR_EUNSUPPORTED);
 	int peer, fd = tcp_conn(&peer);
@@ -109,6 +109,25 @@ static void test_unsupported_type(void **state)
 	char b;
 	assert_int_equal(read(peer, &b, 1), 0);            /* EOF: it was closed */
 	close(peer);
+	xport_stack_fini(&st);
+}
+
+static void test_websocket_stack(void **state)
+{
+	struct conf_transport t = tcp_transport();
+	t.type = CONF_XPORT_WEBSOCKET;
+	t.websocket.present = true;
+	struct xport_stack st;
+	assert_int_equal(xport_stack_init(&st, &t, false, "Example.COM:2333", 0), 0);
+	assert_string_equal(st.ws_host, "example.com:2333");
+	assert_string_equal(xport_stack_dial_addr(&st, "Example.COM:2333"), "Example.COM:2333");
+	int peer, fd = tcp_conn(&peer);
+	struct xport *x = xport_stack_outbound(&st, fd, -1);
+	assert_non_null(x);
+	assert_string_equal(x->ops->name, "websocket");
+	xport_close(x);
+	close(peer);
+	xport_stack_fini(&st);
 }
 
 int main(void)
@@ -116,7 +135,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tunnel_sockets),
 		cmocka_unit_test(test_plain_stream_untouched),
-		cmocka_unit_test(test_unsupported_type),
+		cmocka_unit_test(test_unknown_type),
+		cmocka_unit_test(test_websocket_stack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
