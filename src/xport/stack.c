@@ -45,6 +45,17 @@ void xport_stack_fini(struct xport_stack *st)
 	st->noise = NULL;
 }
 
+int xport_stack_swap(struct xport_stack *st, struct xport_stack *fresh, int r)
+{
+	if (r < 0) {
+		xport_stack_fini(fresh);
+		return r;
+	}
+	xport_stack_fini(st);
+	*st = *fresh;
+	return 0;
+}
+
 /* The bottom of every tunnel stack: tcp with [*.transport.tcp]'s options. */
 static struct xport *tunnel_bottom(const struct xport_stack *st, int fd)
 {
