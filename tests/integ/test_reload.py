@@ -292,6 +292,26 @@ def test_client_reloaded_while_server_runs(procs, echo, services):
     assert not log_lines(t.server, "service a: control channel ended", sm)
 
 
+def test_server_reloaded_while_client_runs(procs, echo):
+    """Only the server's file changes: b moves to another port. As with a
+    rathole server (protocol.md#p-reload-apply), b's control channel is
+    dropped and its client reconnects; b then serves on the new port, the
+    old one is closed, and a's control channel is never touched."""
+    t = tunnel(procs, echo, services=("a", "b"))
+    old_port = t.svc_port["b"]
+    sm, cm = mark(t.server), mark(t.client)
+    svc(t, "b")["port"] = t.svc_port["b"] = mrlib.free_port()
+    write_atomic(t.server.args[-1], t.server_toml())
+    wait_log(t.server, 'reload (file change): services restarted: "b"', sm)
+    wait_log(t.client, "service b: control channel lost", cm)
+    wait_log(t.client, "service b: control channel established", cm)
+    t.wait_ready("b")
+    assert wait_refused(old_port)
+    t.wait_ready("a")
+    assert not log_lines(t.client, "service a: control channel lost", cm)
+    assert not log_lines(t.client, "reload", cm)
+
+
 def test_grace_period_closes_a_retired_service_connections(procs, echo):
     """MOLERAT_RELOAD_GRACE=1: a connection of a removed service is let run,
     then closed about a second after the reload."""
@@ -373,7 +393,8 @@ def rss_kib(pid):
 def test_hundred_reloads_under_load(procs, echo):
     """100 reloads of both sides (b added, removed, its token changed) while
     visitors pass on a: no visitor on a fails, and neither process grows in
-    descriptors (or, beyond allocator noise, in memory)."""
+    descriptors (or, beyond allocator noise, in memory; under ASan its leak
+    check at exit instead)."""
     t = tunnel(procs, echo)
     stop = threading.Event()
     fails, done = [], [0]
@@ -429,4 +450,7 @@ def test_hundred_reloads_under_load(procs, echo):
     for m in (t.server, t.client):
         fds, rss = fd_count(m.pid), rss_kib(m.pid)
         assert fds <= base[m.name][0] + 12, (m.name, base[m.name][0], fds)
-        assert rss <= base[m.name][1] + 16 * 1024, (m.name, base[m.name][1], rss)
+        # under ASan freed memory sits in its quarantine; its leak check at
+        # exit (a non-zero status fails the test) stands in for this one
+        if not mrlib.is_asan():
+            assert rss <= base[m.name][1] + 16 * 1024, (m.name, base[m.name][1], rss)
