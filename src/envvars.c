@@ -50,8 +50,27 @@ static uint64_t read_knob(const char *name, uint64_t max)
 	return v;
 }
 
+enum { RELOAD_GRACE_DEFAULT_S = 300, RELOAD_GRACE_MAX_S = 86400 };
+
+static uint64_t read_reload_grace_ms(void)
+{
+	const char *s = getenv("MOLERAT_RELOAD_GRACE");
+	if (!s || !*s)
+		return RELOAD_GRACE_DEFAULT_S * 1000ull;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > RELOAD_GRACE_MAX_S || s[0] == '-') {
+		log_warn("ignoring MOLERAT_RELOAD_GRACE=\"%.64s\" (want 0..%d seconds): using %d",
+			 s, RELOAD_GRACE_MAX_S, RELOAD_GRACE_DEFAULT_S);
+		return RELOAD_GRACE_DEFAULT_S * 1000ull;
+	}
+	return v * 1000ull;
+}
+
 void envvars_read(struct envvars *e)
 {
+	e->reload_grace_ms = read_reload_grace_ms();
 	e->relay_mode = read_relay_mode();
 	e->udp_no_gso = read_no_gso();
 	e->max_handshakes = (unsigned)read_knob("MOLERAT_TEST_MAX_HANDSHAKES", MAX_HANDSHAKES_MAX);

@@ -15,6 +15,9 @@
 struct envvars {
 	enum relay_mode relay_mode;   /* MOLERAT_RELAY: "copy" forces RELAY_COPY; unset, "", "auto", "splice": RELAY_AUTO */
 	bool udp_no_gso;              /* MOLERAT_UDP_GSO=0 */
+	/* MOLERAT_RELOAD_GRACE: seconds (0..86400) a retired service's
+	 * connections run on after a reload; unset: 300 */
+	uint64_t reload_grace_ms;
 	/* test knobs, 0 when unset (the built-in value applies) */
 	unsigned max_handshakes;      /* MOLERAT_TEST_MAX_HANDSHAKES, 1..1024 */
 	uint64_t udp_idle_ms;         /* MOLERAT_TEST_UDP_IDLE_MS, 1..86400000 */

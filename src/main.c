@@ -16,15 +16,16 @@
 #include "codec/keygen.h"
 #include "envvars.h"
 #include "plane/relay.h"
-#include "role/client.h"
 #include "role/conf_check.h"
 #include "role/runtime.h"
-#include "role/server.h"
+#include "role/reload.h"
+#include "role/watch.h"
 
 struct instance {
 	struct loop *loop;
-	struct server *server;
-	struct client *client;
+	struct reload *reload;
+	struct watch *watch;
+	const char *config;
 	int exit_code;
 };
 
@@ -35,10 +36,32 @@ static void on_fatal(void *arg, int err)
 	loop_stop(in->loop);
 }
 
+/* After a reload: the config (a swapped symlink may point elsewhere now)
+ * and the key files the running config names are watched. */
+static void watch_files(struct instance *in)
+{
+	const char *paths[4];
+	size_t n = reload_key_paths(in->reload, paths, 4);
+	if (!in->watch)
+		return;
+	watch_add(in->watch, in->config);
+	for (size_t i = 0; i < n; i++)
+		watch_add(in->watch, paths[i]);
+}
+
+static void on_file_change(void *arg)
+{
+	struct instance *in = arg;
+	reload_request(in->reload, "file change", false);
+	watch_files(in);
+}
+
 static void on_signal(struct loop *loop, int signo, void *data)
 {
+	struct instance *in = data;
 	if (signo == SIGHUP) {
-		log_info("SIGHUP received: configuration reload by signal is not supported yet; ignored");
+		reload_request(in->reload, "SIGHUP", true);
+		watch_files(in);
 		return;
 	}
 	log_info("%s received; shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
@@ -153,7 +176,7 @@ static int cmd_run(const struct cli_opts *o)
 	conf_check_warnings(c, mode, log_conf_warning, (void *)o->config);
 	log_debug("file descriptor limit: %ld", nofile);
 
-	struct instance in = { 0 };
+	struct instance in = { .config = o->config };
 	struct relay_set relays = { 0 };
 	struct dns *dns = NULL;
 	struct pipe_pool *pipes = NULL;
@@ -180,14 +203,16 @@ static int cmd_run(const struct cli_opts *o)
 		.fatal = on_fatal,
 		.arg = &in,
 	};
+	struct reload_opts ro = { .path = o->config, .flag = o->mode, .grace_ms = ev.reload_grace_ms };
 	if (r == 0) {
-		if (mode == CONF_MODE_SERVER)
-			r = server_new(&rt, c->server, &in.server);
-		else
-			r = client_new(&rt, c->client, &in.client);
+		r = reload_new(&rt, &ro, c, mode, &in.reload);   /* takes c */
+		c = NULL;
 	}
+	if (r == 0 && watch_new(in.loop, &o->config, 1, 0, on_file_change, &in, &in.watch) < 0)
+		log_warn("the configuration file is not watched; SIGHUP reloads it");
+	if (r == 0)
+		watch_files(&in);
 	if (r < 0) {
-		log_error("cannot start the %s: %s", mode == CONF_MODE_SERVER ? "server" : "client", mr_strerror(r));
 		in.exit_code = CLI_EXIT_FAIL;
 	} else {
 		r = loop_run(in.loop);
@@ -196,8 +221,8 @@ static int cmd_run(const struct cli_opts *o)
 			in.exit_code = CLI_EXIT_FAIL;
 		}
 	}
-	server_free(in.server);
-	client_free(in.client);
+	watch_free(in.watch);
+	reload_free(in.reload);
 	relay_set_close_all(&relays);
 	dns_free(dns);
 	loop_free(in.loop);   /* runs the deferred frees */

@@ -6,6 +6,7 @@
 #include "codec/conf_diff.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,4 +145,65 @@ int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_di
 	else
 		conf_diff_free(out);   /* CONF_SAME */
 	return 0;
+}
+
+/* Appends "what: "a", "b"" for the services of list that are (restarted)
+ * or are not (!restarted) in old_svcs; nothing when none is. */
+static void describe_list(char *out, size_t cap, size_t *o, const char *what,
+			  const struct conf_service *const *list, size_t n,
+			  const struct conf_service *old_svcs, size_t n_old, int restarted)
+{
+	size_t shown = 0;
+	for (size_t i = 0; i < n && *o < cap; i++) {
+		int in_old = old_svcs && conf_service_find(old_svcs, n_old, list[i]->name, list[i]->name_len);
+		if (restarted >= 0 && in_old != restarted)
+			continue;
+		char q[80];
+		conf_quote(q, sizeof(q), list[i]->name, list[i]->name_len, 64);
+		int k = snprintf(out + *o, cap - *o, "%s%s%s", shown ? ", " : (*o ? "; " : ""),
+				 shown ? "" : what, q);
+		if (k < 0 || (size_t)k >= cap - *o) {
+			*o = cap - 1;
+			return;
+		}
+		*o += (size_t)k;
+		shown++;
+	}
+}
+
+void conf_diff_describe(const struct conf_diff *d, const struct conf *old_c, enum conf_mode mode,
+			char *out, size_t cap)
+{
+	if (!cap)
+		return;
+	out[0] = '\0';
+	if (d->change != CONF_SERVICES) {
+		snprintf(out, cap, "%s", d->change == CONF_SAME ? "no change" : "general change");
+		return;
+	}
+	bool server = mode == CONF_MODE_SERVER;
+	const struct conf_service *const *add = server ? d->server_added : d->client_added;
+	const struct conf_service *const *del = server ? d->server_deleted : d->client_deleted;
+	size_t n_add = server ? d->n_server_added : d->n_client_added;
+	size_t n_del = server ? d->n_server_deleted : d->n_client_deleted;
+	const struct conf_service *old_svcs = NULL;
+	size_t n_old = 0;
+	if (server && old_c->server) {
+		old_svcs = old_c->server->services;
+		n_old = old_c->server->n_services;
+	} else if (!server && old_c->client) {
+		old_svcs = old_c->client->services;
+		n_old = old_c->client->n_services;
+	}
+	size_t o = 0;
+	describe_list(out, cap, &o, "services added: ", add, n_add, old_svcs, n_old, 0);
+	describe_list(out, cap, &o, "services restarted: ", add, n_add, old_svcs, n_old, 1);
+	describe_list(out, cap, &o, "services removed: ", del, n_del, NULL, 0, -1);
+	size_t n_other = server ? d->n_client_added + d->n_client_deleted
+				: d->n_server_added + d->n_server_deleted;
+	if (n_other && o < cap)
+		snprintf(out + o, cap - o, "%s[%s] services changed, ignored by the %s", o ? "; " : "",
+			 server ? "client" : "server", server ? "server" : "client");
+	else if (!o)
+		snprintf(out, cap, "no change");
 }

@@ -34,4 +34,15 @@ int conf_diff(const struct conf *old_c, const struct conf *new_c, struct conf_di
 /* Frees the arrays and zeroes *d. NULL-safe. */
 void conf_diff_free(struct conf_diff *d);
 
+/* What d changes for an instance running as mode (CONF_MODE_SERVER or
+ * CONF_MODE_CLIENT), as the one log line of a reload says it:
+ * "no change", "general change", or "services added: "b"; restarted:
+ * "a"; removed: "c"" (names quoted as conf_quote does; a service in the
+ * added list that old_c has under the same name is "restarted"). The other
+ * section's service changes are ignored by the instance: "; [client]
+ * services changed, ignored by the server" is appended. Always
+ * NUL-terminates out (a line too long for cap is cut). */
+void conf_diff_describe(const struct conf_diff *d, const struct conf *old_c, enum conf_mode mode,
+			char *out, size_t cap);
+
 #endif

@@ -832,3 +832,17 @@ void relay_set_close_all(struct relay_set *set)
 		relay_end(list_first_entry(&set->relays, struct relay, link), MR_ECLOSED);
 }
 
+size_t relay_set_close_counted(struct relay_set *set, const struct relay_counters *c)
+{
+	size_t n = 0;
+	struct relay *r = list_first_entry(&set->relays, struct relay, link);
+	while (r) {
+		struct relay *next = list_next_entry(r, struct relay, link);
+		if (r->counters == c) {
+			relay_end(r, MR_ECLOSED);
+			n++;
+		}
+		r = next;
+	}
+	return n;
+}

@@ -67,6 +67,10 @@ struct relay_set {
 /* Ends every relay in the set at once (both ends closed, done() called
  * with MR_ECLOSED). Their memory is freed by the loop's deferred queue. */
 void relay_set_close_all(struct relay_set *set);
+/* Ends the relays in the set that count into c (one service's relays, kept
+ * past a reload for a grace period: protocol.md#p-reload-apply), as
+ * relay_set_close_all does. Returns how many were ended. */
+size_t relay_set_close_counted(struct relay_set *set, const struct relay_counters *c);
 
 typedef void (*relay_done_cb)(void *arg, int err, const uint64_t bytes[2]);
 

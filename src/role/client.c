@@ -530,6 +530,8 @@ static void csvc_stop(struct csvc *s)
 	struct loop *loop = s->cl->env.loop;
 	cs_close_conn(s);
 	loop_timer_stop(loop, &s->retry);
+	if (s->cl->env.retire)
+		s->cl->env.retire(s->cl->env.arg, s->counters, s->cfg->name);
 	s->state = CS_STOPPED;
 	loop_defer(loop, csvc_free_mem, s);
 }
@@ -588,6 +590,56 @@ int client_add_service(struct client *cl, const struct conf_service *c)
 	return 0;
 }
 
+/* The client gives up a control channel after heartbeat_timeout without a
+ * command; its sockets give up unacknowledged data as soon. */
+static int client_stack_build(const struct client *cl, struct xport_stack *st)
+{
+	return xport_stack_init(st, &cl->cfg->transport, false, cl->cfg->remote_addr,
+				tunnel_user_timeout_ms(cl->cfg->heartbeat_timeout, 0));
+}
+
+/* What the client dials (remote_addr or the proxy) and how a failed dial is
+ * named; both point into cl->stack, so they are set again after a swap. */
+static void client_set_dial(struct client *cl)
+{
+	const struct conf_client *cfg = cl->cfg;
+	cl->dial_addr = xport_stack_dial_addr(&cl->stack, cfg->remote_addr);
+	if (cl->stack.proxy)
+		snprintf(cl->dial_what, sizeof(cl->dial_what), "cannot connect to the proxy %s://%s",
+			 cfg->transport.tcp.proxy_url.scheme, cl->dial_addr);
+	else
+		snprintf(cl->dial_what, sizeof(cl->dial_what), "cannot connect to the server");
+}
+
+void client_rebind(struct client *cl, const struct conf_client *cfg)
+{
+	cl->cfg = cfg;
+	for (size_t i = 0; i < cl->n_svcs; i++) {
+		struct csvc *s = cl->svcs[i];
+		const struct conf_service *c = conf_service_find(cfg->services, cfg->n_services,
+								 s->cfg->name, s->cfg->name_len);
+		if (c)
+			s->cfg = c;
+	}
+	client_set_dial(cl);   /* dial_addr may point into the old config */
+}
+
+static int client_stack_init(struct client *cl)
+{
+	int r = client_stack_build(cl, &cl->stack);
+	if (r == 0)
+		client_set_dial(cl);
+	return r;
+}
+
+int client_renew_stack(struct client *cl)
+{
+	struct xport_stack st;
+	int r = xport_stack_swap(&cl->stack, &st, client_stack_build(cl, &st));
+	client_set_dial(cl);
+	return r;
+}
+
 int client_new(const struct runtime *rt, const struct conf_client *cfg, struct client **out)
 {
 	struct client *cl = calloc(1, sizeof(*cl));
@@ -596,16 +648,7 @@ int client_new(const struct runtime *rt, const struct conf_client *cfg, struct c
 	cl->env = *rt;
 	cl->cfg = cfg;
 	cl->heartbeat_timeout_ms = secs_to_ms(cfg->heartbeat_timeout);
-	/* the client gives up a control channel after heartbeat_timeout
-	 * without a command; its sockets give up unacknowledged data as soon */
-	int r = xport_stack_init(&cl->stack, &cfg->transport, false, cfg->remote_addr,
-				 tunnel_user_timeout_ms(cfg->heartbeat_timeout, 0));
-	cl->dial_addr = xport_stack_dial_addr(&cl->stack, cfg->remote_addr);
-	if (cl->stack.proxy)
-		snprintf(cl->dial_what, sizeof(cl->dial_what), "cannot connect to the proxy %s://%s",
-			 cfg->transport.tcp.proxy_url.scheme, cl->dial_addr);
-	else
-		snprintf(cl->dial_what, sizeof(cl->dial_what), "cannot connect to the server");
+	int r = client_stack_init(cl);
 	char host[256];
 	uint16_t port;
 	if (r == 0 && addr_split_host_port(cfg->remote_addr, host, sizeof(host), &port) < 0) {

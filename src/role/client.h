@@ -22,5 +22,11 @@ void client_free(struct client *c);
 /* Hot reload: start (or restart) one service; stop one service. */
 int client_add_service(struct client *c, const struct conf_service *svc);
 void client_remove_service(struct client *c, const struct conf_service *svc);
+/* After a reload that changed no general key: points the client and each
+ * of its services at the equal settings in cfg (see server_rebind). */
+void client_rebind(struct client *c, const struct conf_client *cfg);
+/* Builds the transport stack again from the same settings (a trust root
+ * whose content changed); see server_renew_stack. */
+int client_renew_stack(struct client *c);
 
 #endif

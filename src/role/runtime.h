@@ -49,6 +49,14 @@ struct runtime {
 	/* called (from the loop) when the instance cannot go on, e.g. its
 	 * bind_addr cannot be bound; a log line has been written */
 	void (*fatal)(void *arg, int err);
+	/* optional, called (from the loop) once the instance is up: the
+	 * server listens on bind_addr; the client has started its services */
+	void (*started)(void *arg);
+	/* optional: a service is going away (removed, replaced, or its
+	 * instance stopping) while relays it started still count into c;
+	 * the callee may take a reference to bound how long they run on
+	 * (protocol.md#p-reload-apply). label: the service's name (copy it) */
+	void (*retire)(void *arg, struct relay_counters *c, const char *label);
 	void *arg;
 };
 

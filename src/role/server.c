@@ -231,6 +231,8 @@ static void svc_free(struct svc *v, const char *why)
 			hs_free(h, true);
 		h = next;
 	}
+	if (v->counters && v->srv->env.retire)
+		v->srv->env.retire(v->srv->env.arg, v->counters, v->cfg->name);
 	relay_counters_unref(v->counters);
 	free(v);
 }
@@ -1153,6 +1155,8 @@ static void server_on_resolved(void *arg, int err, const struct addr *addrs, siz
 	if (sock_local_addr(fd, &local) == 0)
 		log_info("server listening on %s (%zu service%s)", addr_str(&local, buf, sizeof(buf)),
 			 srv->n_svcs, srv->n_svcs == 1 ? "" : "s");
+	if (srv->env.started)
+		srv->env.started(srv->env.arg);
 }
 
 int server_add_service(struct server *srv, const struct conf_service *c)
@@ -1190,6 +1194,32 @@ void server_remove_service(struct server *srv, const struct conf_service *c)
 	}
 }
 
+void server_rebind(struct server *srv, const struct conf_server *cfg)
+{
+	srv->cfg = cfg;
+	for (size_t i = 0; i < srv->n_svcs; i++) {
+		struct svc *v = srv->svcs[i];
+		const struct conf_service *c = conf_service_find(cfg->services, cfg->n_services,
+								 v->cfg->name, v->cfg->name_len);
+		if (c)
+			v->cfg = c;
+	}
+}
+
+/* The transport stack of srv->cfg: heartbeats leave every interval, so a
+ * path that acknowledges none for one interval and 10 s is dead. */
+static int server_stack_init(const struct server *srv, struct xport_stack *st)
+{
+	return xport_stack_init(st, &srv->cfg->transport, true, NULL,
+				tunnel_user_timeout_ms(srv->cfg->heartbeat_interval, 10000));
+}
+
+int server_renew_stack(struct server *srv)
+{
+	struct xport_stack st;
+	return xport_stack_swap(&srv->stack, &st, server_stack_init(srv, &st));
+}
+
 int server_new(const struct runtime *rt, const struct conf_server *cfg, struct server **out)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
@@ -1205,11 +1235,7 @@ int server_new(const struct runtime *rt, const struct conf_server *cfg, struct s
 	struct backoff_params bp = backoff_params_server_accept();
 	backoff_init(&srv->accept_bo, &bp, loop_now(rt->loop), NULL, NULL);
 	srv->sources = srcmap_new();
-	/* heartbeats leave every interval: a path that acknowledges none for
-	 * one interval and 10 s is dead */
-	int r = srv->sources ? xport_stack_init(&srv->stack, &cfg->transport, true, NULL,
-						tunnel_user_timeout_ms(cfg->heartbeat_interval, 10000))
-			     : -ENOMEM;
+	int r = srv->sources ? server_stack_init(srv, &srv->stack) : -ENOMEM;
 	for (size_t i = 0; r == 0 && i < cfg->n_services; i++)
 		r = server_add_service(srv, &cfg->services[i]);
 	char host[256];

@@ -29,5 +29,14 @@ void server_free(struct server *s);
  * (protocol.md#p-reload-apply). */
 void server_remove_service(struct server *s, const struct conf_service *svc);
 int server_add_service(struct server *s, const struct conf_service *svc);
+/* After a reload that changed no general key: points the server and each of
+ * its services at the equal settings in cfg (found by name), so the
+ * previous conf may be freed. Call after the removals and additions. */
+void server_rebind(struct server *s, const struct conf_server *cfg);
+/* Builds the transport stack again from the same settings (a PKCS#12 file
+ * whose content changed: protocol.md#p-reload-apply); new connections use
+ * it, established ones keep theirs. On failure (logged) the old one stays.
+ * Returns 0 or a negative error. */
+int server_renew_stack(struct server *s);
 
 #endif

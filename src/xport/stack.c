@@ -72,6 +72,17 @@ const char *xport_stack_dial_addr(const struct xport_stack *st, const char *remo
 	return st->proxy ? proxy_conf_dial_addr(st->proxy) : remote_addr;
 }
 
+int xport_stack_swap(struct xport_stack *st, struct xport_stack *fresh, int r)
+{
+	if (r < 0) {
+		xport_stack_fini(fresh);
+		return r;
+	}
+	xport_stack_fini(st);
+	*st = *fresh;
+	return 0;
+}
+
 /* The bottom of every tunnel stack: tcp with [*.transport.tcp]'s options. */
 static struct xport *tunnel_bottom(const struct xport_stack *st, int fd)
 {

@@ -60,6 +60,11 @@ int xport_stack_init(struct xport_stack *st, const struct conf_transport *t, boo
 		     const char *remote_addr, unsigned user_timeout_ms);
 /* Releases what init loaded (idempotent; a zeroed stack is fine). */
 void xport_stack_fini(struct xport_stack *st);
+/* Hot reload (a key file's content changed): r is what xport_stack_init
+ * returned for fresh. On success *st is finished and replaced by fresh
+ * (connections of the old one keep their references); on failure fresh is
+ * finished and *st stays. Returns r. */
+int xport_stack_swap(struct xport_stack *st, struct xport_stack *fresh, int r);
 
 /* Client: the "host:port" to dial for a connection to the server:
  * remote_addr itself, or the proxy's address when there is a proxy. */

@@ -200,12 +200,59 @@ static void test_diff_services(void **state)
 	conf_free(n);
 }
 
+/* The one line a reload logs (conf_diff_describe). */
+static void expect_line(const char *a, const char *b, enum conf_mode mode, const char *want)
+{
+	struct conf *o, *n;
+	struct conf_diff d;
+	diff_of(a, b, &d, &o, &n);
+	char line[256];
+	conf_diff_describe(&d, o, mode, line, sizeof(line));
+	assert_string_equal(line, want);
+	conf_diff_free(&d);
+	conf_free(o);
+	conf_free(n);
+}
+
+static void test_describe(void **state)
+{
+	(void)state;
+	expect_line(SRV_BASE, SRV_BASE, CONF_MODE_SERVER, "no change");
+	expect_line(SRV_BASE, SRV_WITH("heartbeat_interval = 5\n", SRV_B), CONF_MODE_SERVER,
+		    "general change");
+	/* b changed, c added, a removed */
+	expect_line(SRV_BASE,
+		    SERVER_MIN "default_token = \"t\"\n[server.services.b]\nbind_addr = \"0.0.0.0:3\"\n"
+		    "[server.services.c]\nbind_addr = \"0.0.0.0:4\"\n",
+		    CONF_MODE_SERVER,
+		    "services added: \"c\"; services restarted: \"b\"; services removed: \"a\"");
+	/* the other section's services: ignored by the instance, said so */
+	expect_line(SRV_BASE CLI_BASE, SRV_BASE CLI_WITH("", "local_addr = \"127.0.0.1:9\"\n"),
+		    CONF_MODE_SERVER, "[client] services changed, ignored by the server");
+	expect_line(SRV_BASE CLI_BASE, SRV_WITH("", "bind_addr = \"0.0.0.0:9\"\n") CLI_BASE,
+		    CONF_MODE_CLIENT, "[server] services changed, ignored by the client");
+	/* names are quoted, NUL and quotes escaped */
+	expect_line(CLI_BASE, CLI_BASE "[client.services.\"x\\\"\\u0000y\"]\nlocal_addr = \"h:1\"\n",
+		    CONF_MODE_CLIENT, "services added: \"x\\\"\\u0000y\"");
+	/* a line too long for the buffer is cut, NUL-terminated */
+	struct conf *o = must_load(SRV_BASE), *n = must_load(SERVER_MIN "default_token = \"t\"\n[server.services]\n");
+	struct conf_diff d;
+	assert_int_equal(conf_diff(o, n, &d), 0);
+	char small[12];
+	conf_diff_describe(&d, o, CONF_MODE_SERVER, small, sizeof(small));
+	assert_true(strlen(small) < sizeof(small));
+	conf_diff_free(&d);
+	conf_free(o);
+	conf_free(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diff_same),
 		cmocka_unit_test(test_diff_general),
 		cmocka_unit_test(test_diff_services),
+		cmocka_unit_test(test_describe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
