@@ -296,7 +296,7 @@ void chan_close(struct chan *c)
 const char *chan_strerror(struct chan *c, int err)
 {
 	const char *why = NULL;
-	if (err == MR_ETLS || err == MR_ENOISE || err == MR_EWS || err == MR_EPROXY)
+	if (err == MR_ETLS || err == MR_ENOISE || err == MR_EWS || err == MR_EPROXY || err == MR_ETIMEDOUT_HS)
 		why = xport_last_error(c->x);
 	return why ? why : mr_strerror(err);
 }

@@ -387,8 +387,12 @@ static void cs_on_deadline(struct loop *loop, struct timer *t)
 	struct csvc *s = t->data;
 	if (s->state == CS_READY)
 		cs_fail(s, "control channel", MR_EHEARTBEAT);
-	else
-		cs_fail(s, "handshake with the server", MR_ETIMEDOUT_HS);
+	else {   /* a proxy step still waiting says which proxy and what for */
+		char why[400];   /* the chan goes with the connection cs_fail closes */
+		snprintf(why, sizeof(why), "%s",
+			 s->chan ? chan_strerror(s->chan, MR_ETIMEDOUT_HS) : mr_strerror(MR_ETIMEDOUT_HS));
+		cs_fail_why(s, "handshake with the server", why);
+	}
 }
 
 static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t len)

@@ -614,6 +614,8 @@ def test_fake_proxy_silent(procs, echo):
         assert fp.ended[0] >= HS_DEADLINE - 1, f"dropped after {fp.ended[0]:.1f}s, before the deadline"
         lines = [ln for ln in c.stderr().splitlines() if any(lv in ln for lv in _LEVEL)]
         assert lines, c.tail()
+        # the line names the proxy and what it has not done
+        assert any(f"proxy socks5://127.0.0.1:{fp.port} has not answered" in ln for ln in lines), c.tail()
         assert c.alive()
         # and it tries again
         t1 = time.monotonic() + mrlib.slow(15)
