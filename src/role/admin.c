@@ -504,3 +504,11 @@ void admin_free(struct admin *a)
 	free(a->bind_addr);
 	loop_defer(loop, admin_free_mem, a);
 }
+
+unsigned admin_local_port(const struct admin *a)
+{
+	struct addr local;
+	if (!a || !loop_io_active(&a->lw) || sock_local_addr(a->lw.fd, &local) < 0)
+		return 0;
+	return addr_port(&local);
+}

@@ -63,6 +63,8 @@ struct admin_cfg {
 int admin_new(const struct admin_cfg *cfg, struct admin **out);
 /* NULL-safe. */
 void admin_free(struct admin *a);
+/* The port it listens on (bind_addr may say 0: tests). */
+unsigned admin_local_port(const struct admin *a);
 
 /* The response to one complete request head buf[0..len) (as
  * http_head_end measured it), whole, into out; *status gets its code.

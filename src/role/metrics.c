@@ -243,22 +243,53 @@ static void family(struct strbuf *o, const char *name, const char *type, const c
 	strbuf_putc(o, '\n');
 }
 
-/* name{service="NAME"[,label="value"]} v */
-static void svc_sample(struct strbuf *o, const char *name, const struct svc_status *v, const char *label,
-		       const char *value, uint64_t x)
+static char *cat(char *p, const char *s, size_t n)
 {
-	put(o, name);
-	put(o, "{service=\"");
-	metrics_prom_escape(o, v->name, v->name_len);
-	if (label) {
-		put(o, "\",");
-		put(o, label);
-		put(o, "=\"");
-		put(o, value);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* name{service="NAME"[,label="value"]} v, NAME escaped beforehand
+ * (esc[0..n)); one line is made in a buffer and appended at once */
+static void svc_sample(struct strbuf *o, const char *name, size_t name_n, const char *esc, size_t n,
+		       const char *label, const char *value, uint64_t x)
+{
+	char line[512];
+	size_t ln = label ? strlen(label) : 0, vn = label ? strlen(value) : 0;
+	if (name_n + n + ln + vn + 64 > sizeof(line)) {
+		strbuf_put(o, name, name_n);
+		put(o, "{service=\"");
+		strbuf_put(o, esc, n);
+		if (label) {
+			put(o, "\",");
+			put(o, label);
+			put(o, "=\"");
+			put(o, value);
+		}
+		put(o, "\"} ");
+		put_u64(o, x);
+		strbuf_putc(o, '\n');
+		return;
 	}
-	put(o, "\"} ");
-	put_u64(o, x);
-	strbuf_putc(o, '\n');
+	char *p = cat(line, name, name_n);
+	p = cat(p, "{service=\"", 10);
+	p = cat(p, esc, n);
+	if (label) {
+		p = cat(p, "\",", 2);
+		p = cat(p, label, ln);
+		p = cat(p, "=\"", 2);
+		p = cat(p, value, vn);
+	}
+	p = cat(p, "\"} ", 3);
+	char d[24];
+	size_t i = sizeof(d);
+	do {
+		d[--i] = (char)('0' + x % 10);
+		x /= 10;
+	} while (x);
+	p = cat(p, d + i, sizeof(d) - i);
+	*p++ = '\n';
+	strbuf_put(o, line, (size_t)(p - line));
 }
 
 /* What a per-service family reports of one service. */
@@ -338,14 +369,30 @@ void metrics_render_prom(const struct status *s, struct strbuf *o)
 	put(o, "\"} 1\n");
 	gauge1(o, "molerat_start_time_seconds", "gauge", "When the process started, in unix seconds.",
 	       s->started);
-	for (size_t f = 0; f < sizeof(svc_families) / sizeof(svc_families[0]); f++) {
+	/* every name escaped once, used by every family */
+	struct strbuf names = { 0 };
+	size_t *ends = calloc(s->n_svcs + 1, sizeof(*ends));
+	if (!ends) {
+		o->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		metrics_prom_escape(&names, s->svcs[i].name, s->svcs[i].name_len);
+		ends[i + 1] = names.len;
+	}
+	if (names.oom)
+		o->oom = true;
+	for (size_t f = 0; f < sizeof(svc_families) / sizeof(svc_families[0]) && !names.oom; f++) {
 		const struct svc_family *fam = &svc_families[f];
+		size_t name_n = strlen(fam->name);
 		family(o, fam->name, fam->type, fam->help);
 		for (size_t i = 0; i < s->n_svcs; i++)
 			for (unsigned k = 0; k < fam->n_values; k++)
-				svc_sample(o, fam->name, &s->svcs[i], fam->label, fam->values ? fam->values[k] : NULL,
-					   fam->value(&s->svcs[i], k));
+				svc_sample(o, fam->name, name_n, names.p + ends[i], ends[i + 1] - ends[i], fam->label,
+					   fam->values ? fam->values[k] : NULL, fam->value(&s->svcs[i], k));
 	}
+	free(names.p);
+	free(ends);
 	family(o, "molerat_handshake_failures_total", "counter",
 	       "Connections that failed before becoming a control or data channel, by transport and reason.");
 	for (unsigned k = 0; k < HSF_N; k++) {
