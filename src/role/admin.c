@@ -21,6 +21,10 @@ enum {
 	ACCEPT_BATCH = 64,
 	ACCEPT_PAUSE_MS = 100,   /* after EMFILE and the like */
 	LINGER_READ_MAX = 64 * 1024, /* bytes read and discarded while lingering */
+	CONN_SNDBUF = 64 * 1024,     /* a connection's socket send buffer: a peer that
+				      * does not read holds this much kernel memory,
+				      * and its response stays ours, so it is seen
+				      * (ADMIN_WRITE_MS) and dropped */
 };
 
 enum ac_state {
@@ -50,7 +54,8 @@ struct admin {
 	struct io_watcher lw;
 	struct timer accept_resume;
 	struct list conns;             /* of struct aconn */
-	struct log_limit log_drop, log_full, log_accept;
+	/* one rate limit per kind of dropped peer (log_limited) */
+	struct log_limit log_drop, log_bad, log_big, log_full, log_accept;
 };
 
 /* ---------------------------------------------------------------- responses */
@@ -275,7 +280,7 @@ static void conn_respond(struct aconn *c, size_t head_len)
 		return;
 	}
 	if (code == 400)
-		log_limited(&c->a->log_drop, loop_now(c->a->cfg.loop), LOGL_WARN,
+		log_limited(&c->a->log_bad, loop_now(c->a->cfg.loop), LOGL_WARN,
 			    "admin endpoint: %s: not an HTTP request; 400", c->peer);
 	else
 		log_debug("admin endpoint: %s: %.*s -> %d", c->peer, (int)strcspn(c->in, "\r\n"), c->in, code);
@@ -289,7 +294,7 @@ static void conn_on_431(struct aconn *c)
 	struct strbuf out = { 0 };
 	respond_text(&out, 431, NULL, "request head too large\n", false);
 	c->out = strbuf_take(&out, &c->out_len);
-	log_limited(&c->a->log_drop, loop_now(c->a->cfg.loop), LOGL_WARN,
+	log_limited(&c->a->log_big, loop_now(c->a->cfg.loop), LOGL_WARN,
 		    "admin endpoint: %s: request head over %d bytes; 431", c->peer, ADMIN_HEAD_MAX);
 	if (!c->out) {
 		conn_close(c);
@@ -398,6 +403,8 @@ static void admin_on_accept(struct loop *loop, struct io_watcher *w, unsigned re
 			close(fd);
 			continue;
 		}
+		int sndbuf = CONN_SNDBUF;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 		struct aconn *c = malloc(sizeof(*c));
 		if (!c) {
 			close(fd);
