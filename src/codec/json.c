@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/strbuf.h"
+#include "base/util.h"
 
 struct jp {
 	const char *p, *end, *start;
@@ -41,40 +42,12 @@ static int hex4(const char *p)
 {
 	int v = 0;
 	for (int i = 0; i < 4; i++) {
-		char c = p[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-			: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		int d = mr_hex_digit((unsigned char)p[i]);
 		if (d < 0)
 			return -1;
 		v = v << 4 | d;
 	}
 	return v;
-}
-
-static void put_utf8(struct strbuf *b, uint32_t cp)
-{
-	char u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | cp >> 6);
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xe0 | cp >> 12);
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (char)(0xf0 | cp >> 18);
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	strbuf_put(b, u, n);
 }
 
 /* A string (at its opening quote) into *out / *len. */
@@ -133,7 +106,7 @@ static bool string(struct jp *s, char **out, size_t *len)
 			s->p += 6;
 			cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
 		}
-		put_utf8(&b, cp);
+		strbuf_put_utf8(&b, cp);
 	}
 	strbuf_putc(&b, '\0');   /* a buffer even for "" */
 	char *t = strbuf_take(&b, len);

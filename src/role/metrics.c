@@ -154,19 +154,17 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 
 static const char REPLACEMENT[] = "\xef\xbf\xbd";   /* U+FFFD */
 
-void metrics_json_string(struct strbuf *o, const char *str, size_t n)
+/* The bytes of s[0..n) as a JSON string body (json) or a Prometheus label
+ * value: runs of bytes that need nothing are copied at once; a byte of no
+ * valid UTF-8 sequence becomes U+FFFD. JSON escapes '"', '\\' and every
+ * control byte; Prometheus escapes '"', '\\' and LF, and replaces NUL. */
+static void escape(struct strbuf *o, const unsigned char *s, size_t n, bool json)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	strbuf_putc(o, '"');
 	size_t run = 0;   /* bytes copied as they are, pending */
 	for (size_t i = 0; i < n;) {
 		unsigned char c = s[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-			run++;
-			i++;
-			continue;
-		}
-		size_t k = c >= 0x80 ? utf8_len(s + i, n - i) : 0;
+		bool plain = c < 0x80 && c != '"' && c != '\\' && (json ? c >= 0x20 : c != 0 && c != '\n');
+		size_t k = plain ? 1 : c >= 0x80 ? utf8_len(s + i, n - i) : 0;
 		if (k) {
 			run += k;
 			i += k;
@@ -174,58 +172,32 @@ void metrics_json_string(struct strbuf *o, const char *str, size_t n)
 		}
 		strbuf_put(o, s + i - run, run);
 		run = 0;
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
+		i++;
+		char e[8];
+		if (c == '"' || c == '\\' || c == '\n' || (json && (c == '\r' || c == '\t'))) {
+			e[0] = '\\';
+			e[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : (char)c;
 			strbuf_put(o, e, 2);
-		} else if (c == '\n') {
-			put(o, "\\n");
-		} else if (c == '\r') {
-			put(o, "\\r");
-		} else if (c == '\t') {
-			put(o, "\\t");
-		} else if (c < 0x20) {
-			char e[8];
+		} else if (json && c < 0x20) {
 			snprintf(e, sizeof(e), "\\u%04x", c);
 			put(o, e);
 		} else {
-			put(o, REPLACEMENT);   /* a byte of no valid UTF-8 sequence */
+			put(o, REPLACEMENT);
 		}
-		i++;
 	}
 	strbuf_put(o, s + n - run, run);
+}
+
+void metrics_json_string(struct strbuf *o, const char *s, size_t n)
+{
+	strbuf_putc(o, '"');
+	escape(o, (const unsigned char *)s, n, true);
 	strbuf_putc(o, '"');
 }
 
-void metrics_prom_escape(struct strbuf *o, const char *str, size_t n)
+void metrics_prom_escape(struct strbuf *o, const char *s, size_t n)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t run = 0;
-	for (size_t i = 0; i < n;) {
-		unsigned char c = s[i];
-		if (c != 0 && c != '"' && c != '\\' && c != '\n' && c < 0x80) {
-			run++;
-			i++;
-			continue;
-		}
-		size_t k = c >= 0x80 ? utf8_len(s + i, n - i) : 0;
-		if (k) {
-			run += k;
-			i += k;
-			continue;
-		}
-		strbuf_put(o, s + i - run, run);
-		run = 0;
-		if (c == '"')
-			put(o, "\\\"");
-		else if (c == '\\')
-			put(o, "\\\\");
-		else if (c == '\n')
-			put(o, "\\n");
-		else
-			put(o, REPLACEMENT);
-		i++;
-	}
-	strbuf_put(o, s + n - run, run);
+	escape(o, (const unsigned char *)s, n, false);
 }
 
 /* ---------------------------------------------------------------- Prometheus */
