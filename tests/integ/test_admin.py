@@ -40,6 +40,9 @@ def http(port, path, token=None, method="GET", timeout=5.0, raw=None):
         data = mrlib.recv_all(s, timeout=timeout)
     finally:
         s.close()
+    if not data.startswith(b"HTTP/1."):
+        # closed without an answer (e.g. the endpoint restarting with its instance)
+        raise ConnectionError(f"no HTTP answer: {data[:80]!r}")
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
