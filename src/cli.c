@@ -9,6 +9,9 @@ void cli_usage(FILE *out)
 	      "Usage:\n"
 	      "  molerat [--server|--client] CONFIG        run as the file says (or as the flag says)\n"
 	      "  molerat check [--server|--client] CONFIG  validate CONFIG as rathole would, print its services\n"
+	      "  molerat status [--json] [--server|--client] CONFIG\n"
+	      "                                            ask the running instance's admin endpoint\n"
+	      "                                            ([server.admin] / [client.admin]) how its services are\n"
 	      "  molerat --genkey [x25519]                 print a new Noise key pair\n"
 	      "  molerat --help | -V | --version\n"
 	      "\n"
@@ -16,6 +19,7 @@ void cli_usage(FILE *out)
 	      "  -s, --server        run the [server] section (needed when CONFIG has both)\n"
 	      "  -c, --client        run the [client] section\n"
 	      "      --genkey [CURVE] print a key pair (CURVE: x25519, the default)\n"
+	      "      --json          status: print the status document (JSON) as it came\n"
 	      "  -h, --help          this text\n"
 	      "  -V, --version       the version\n"
 	      "\n"
@@ -35,7 +39,9 @@ void cli_usage(FILE *out)
 	      "Exit status:\n"
 	      "  0  success (or stopped by SIGINT/SIGTERM)\n"
 	      "  1  invalid configuration, instance start failure (e.g. bind_addr in use), --genkey failure\n"
-	      "  2  bad command line\n", out);
+	      "  2  bad command line\n"
+	      "  status: 0 every service up, 1 some service not up, 2 the endpoint cannot be\n"
+	      "  reached (or refused the token), or CONFIG has no admin table\n", out);
 }
 
 int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
@@ -43,7 +49,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
 	memset(o, 0, sizeof(*o));
 	o->cmd = CLI_RUN;
 	o->mode = CONF_MODE_AUTO;
-	bool genkey = false, check = false;
+	bool genkey = false, check = false, status = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-s") || !strcmp(a, "--server") || !strcmp(a, "-c") || !strcmp(a, "--client")) {
@@ -70,8 +76,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
 		} else if (!strncmp(a, "--genkey=", 9)) {
 			genkey = true;
 			o->curve = a + 9;
-		} else if (!strcmp(a, "check") && !check && !o->config && !genkey) {
+		} else if (!strcmp(a, "check") && !check && !status && !o->config && !genkey) {
 			check = true;
+		} else if (!strcmp(a, "status") && !check && !status && !o->config && !genkey) {
+			status = true;
+		} else if (!strcmp(a, "--json")) {
+			o->json = true;
 		} else if (a[0] == '-' && a[1]) {
 			fprintf(err, "molerat: unknown option '%s'; see molerat --help\n", a);
 			return CLI_EXIT_USAGE;
@@ -82,8 +92,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
 			return CLI_EXIT_USAGE;
 		}
 	}
+	if (o->json && !status) {
+		fprintf(err, "molerat: --json goes with status only; see molerat --help\n");
+		return CLI_EXIT_USAGE;
+	}
 	if (genkey) {
-		if (o->config || check) {
+		if (o->config || check || status) {
 			fprintf(err, "molerat: --genkey cannot be combined with a config file\n");
 			return CLI_EXIT_USAGE;
 		}
@@ -94,6 +108,6 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, FILE *err)
 		fprintf(err, "molerat: a config file is required; usage: molerat [--server|--client] CONFIG (see --help)\n");
 		return CLI_EXIT_USAGE;
 	}
-	o->cmd = check ? CLI_CHECK : CLI_RUN;
+	o->cmd = check ? CLI_CHECK : status ? CLI_STATUS : CLI_RUN;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef MOLERAT_CLI_H
 #define MOLERAT_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "codec/conf.h"
@@ -10,6 +11,7 @@
 enum cli_cmd {
 	CLI_RUN = 0,     /* molerat [--server|--client] CONFIG */
 	CLI_CHECK,       /* molerat check [--server|--client] CONFIG */
+	CLI_STATUS,      /* molerat status [--json] [--server|--client] CONFIG */
 	CLI_GENKEY,      /* molerat --genkey [CURVE] */
 	CLI_HELP,        /* -h, --help */
 	CLI_VERSION,     /* -V (short) */
@@ -21,6 +23,7 @@ struct cli_opts {
 	enum conf_mode mode;     /* CONF_MODE_AUTO unless --server / --client */
 	const char *config;      /* borrowed from argv */
 	const char *curve;       /* --genkey value or NULL */
+	bool json;               /* status --json */
 };
 
 /* Exit codes, as documented in --help and the README. */

@@ -16,6 +16,7 @@
 #include "codec/keygen.h"
 #include "envvars.h"
 #include "plane/relay.h"
+#include "role/admin_client.h"
 #include "role/conf_check.h"
 #include "role/runtime.h"
 #include "role/reload.h"
@@ -121,6 +122,40 @@ static int cmd_check(const struct cli_opts *o)
 		       conf_xport_type_name(c->client->transport.type));
 		print_services("client", c->client->services, c->client->n_services, false);
 		conf_check_warnings(c, CONF_MODE_CLIENT, print_warning, (void *)o->config);
+	}
+	conf_free(c);
+	return rc;
+}
+
+/* molerat status: the admin endpoint of each section asked for (both
+ * when the file has two admin tables and no flag). */
+static int cmd_status(const struct cli_opts *o)
+{
+	struct conf_error err;
+	struct conf *c = conf_load_file(o->config, &err);
+	if (!c) {
+		fprintf(stderr, "%s\n", err.msg);
+		return ADMIN_STATUS_UNREACHABLE;
+	}
+	const struct conf_admin *sa = c->server && c->server->admin.present && o->mode != CONF_MODE_CLIENT
+				      ? &c->server->admin : NULL;
+	const struct conf_admin *ca = c->client && c->client->admin.present && o->mode != CONF_MODE_SERVER
+				      ? &c->client->admin : NULL;
+	int rc = ADMIN_STATUS_UP;
+	if (!sa && !ca) {
+		const char *sec = o->mode == CONF_MODE_CLIENT || (!c->server && c->client) ? "client" : "server";
+		fprintf(stderr, "molerat status: %s has no [%s.admin] table, so there is no endpoint to ask; add one, "
+				"e.g. [%s.admin] with bind_addr = \"127.0.0.1:9090\", and restart or reload\n",
+			o->config, sec, sec);
+		rc = ADMIN_STATUS_UNREACHABLE;
+	}
+	if (sa) {
+		int r = admin_status("server", sa, o->json, stdout, stderr);
+		rc = r > rc ? r : rc;
+	}
+	if (ca) {
+		int r = admin_status("client", ca, o->json, stdout, stderr);
+		rc = r > rc ? r : rc;
 	}
 	conf_free(c);
 	return rc;
@@ -251,6 +286,8 @@ int main(int argc, char **argv)
 		return cmd_genkey(&o);
 	case CLI_CHECK:
 		return cmd_check(&o);
+	case CLI_STATUS:
+		return cmd_status(&o);
 	case CLI_RUN:
 	default:
 		return cmd_run(&o);

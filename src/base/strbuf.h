@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct strbuf {
 	char *p;
@@ -22,5 +23,8 @@ static inline void strbuf_putc(struct strbuf *b, char c) { strbuf_put(b, &c, 1);
  * b; *len (optional) gets its length. NULL when memory ran out (the buffer
  * is freed then). */
 char *strbuf_take(struct strbuf *b, size_t *len);
+/* Appends the UTF-8 encoding of the code point cp (at most U+10FFFF;
+ * the caller rules out surrogates). */
+void strbuf_put_utf8(struct strbuf *b, uint32_t cp);
 
 #endif

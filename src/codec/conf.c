@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "codec/addr.h"
 #include "codec/conf_schema.h"
 #include "codec/conf_url.h"
 #include "codec/toml.h"
@@ -164,6 +166,18 @@ const struct tdef conf_client_svc_def = {
 	.size = sizeof(struct conf_service),
 };
 
+static const struct row admin_rows[] = {
+	{ .key = "bind_addr", .type = R_STRING, .flags = RF_REQUIRED, .reload = G,
+	  .off = F(conf_admin, bind_addr), .example = "\"127.0.0.1:9090\"" },
+	{ .key = "token", .type = R_STRING, .flags = RF_LEN | RF_SECRET, .reload = G,
+	  .off = F(conf_admin, token), .off_n = F(conf_admin, token_len),
+	  .def_doc = "none (required when bind_addr is not a loopback address)", .example = "\"...\"" },
+};
+static const struct tdef admin_def = {
+	.name = "admin", .rows = admin_rows, .n_rows = N(admin_rows), .size = sizeof(struct conf_admin),
+	.has_present = true, .present_off = F(conf_admin, present),
+};
+
 static const struct row server_rows[] = {
 	{ .key = "bind_addr", .type = R_STRING, .flags = RF_REQUIRED, .reload = G,
 	  .off = F(conf_server, bind_addr), .example = "\"0.0.0.0:2333\"" },
@@ -174,6 +188,7 @@ static const struct row server_rows[] = {
 	  .off = F(conf_server, heartbeat_interval), .def = 30, .example = "30" },
 	{ .key = "half_close_timeout", .type = R_U64, .reload = G,
 	  .off = F(conf_server, half_close_timeout), .def = 60, .example = "60" },
+	{ .key = "admin", .type = R_TABLE, .reload = G, .off = F(conf_server, admin), .sub = &admin_def },
 	{ .key = "transport", .type = R_TABLE, .reload = G, .off = F(conf_server, transport),
 	  .sub = &transport_def },
 	{ .key = "services", .type = R_MAP, .flags = RF_REQUIRED, .reload = H,
@@ -198,6 +213,7 @@ static const struct row client_rows[] = {
 	  .def = 1, .example = "1" },
 	{ .key = "half_close_timeout", .type = R_U64, .reload = G,
 	  .off = F(conf_client, half_close_timeout), .def = 60, .example = "60" },
+	{ .key = "admin", .type = R_TABLE, .reload = G, .off = F(conf_client, admin), .sub = &admin_def },
 	{ .key = "transport", .type = R_TABLE, .reload = G, .off = F(conf_client, transport),
 	  .sub = &transport_def },
 	{ .key = "services", .type = R_MAP, .flags = RF_REQUIRED, .reload = H,
@@ -914,6 +930,69 @@ static int validate_transport(struct walk *w, const struct toml_node *root, cons
 	return 0;
 }
 
+bool conf_admin_loopback(const char *bind_addr)
+{
+	char host[256];
+	uint16_t port;
+	struct addr a;
+	if (!bind_addr || addr_split_host_port(bind_addr, host, sizeof(host), &port) < 0)
+		return false;
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (addr_from_literal(host, port, &a) < 0)
+		return false;
+	if (a.ss.ss_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)&a.ss;
+		return ((const uint8_t *)&v4->sin_addr)[0] == 127;
+	}
+	if (a.ss.ss_family == AF_INET6) {
+		static const uint8_t one[16] = { [15] = 1 };
+		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+		const uint8_t *b = ((const struct sockaddr_in6 *)&a.ss)->sin6_addr.s6_addr;
+		return !memcmp(b, one, 16) || (!memcmp(b, mapped, 12) && b[12] == 127);
+	}
+	return false;
+}
+
+/* [sec.admin] (molerat only): bind_addr an IP literal (or localhost) and a
+ * port, so the endpoint binds at once; a token, not empty, unless
+ * bind_addr is a loopback address. */
+static int validate_admin(struct walk *w, const struct toml_node *root, const char *sec,
+			  const struct conf_admin *a)
+{
+	if (!a->present)
+		return 0;
+	const char *keys[] = { sec, "admin", "bind_addr" };
+	const struct toml_kv *kv = tree_kv(root, keys, 3);
+	char host[256], q[96];
+	uint16_t port = 0;
+	struct addr ad;
+	conf_quote(q, sizeof(q), a->bind_addr, strlen(a->bind_addr), 60);
+	if (addr_split_host_port(a->bind_addr, host, sizeof(host), &port) < 0 || port == 0 ||
+	    (strcmp(host, "localhost") && addr_from_literal(host, port, &ad) < 0)) {
+		set_path(w, keys, 3);
+		return walk_fail(w, kv ? kv->line : 1, kv ? kv->col : 1,
+				 "%s is not an IP address and a port; the admin endpoint binds an "
+				 "address literal, e.g. bind_addr = \"127.0.0.1:9090\"", q);
+	}
+	if (a->token && a->token_len == 0) {
+		const char *tkeys[] = { sec, "admin", "token" };
+		const struct toml_kv *tkv = tree_kv(root, tkeys, 3);
+		set_path(w, tkeys, 3);
+		return walk_fail(w, tkv ? tkv->line : 1, tkv ? tkv->col : 1,
+				 "the token is empty; set a long random token, or remove the key "
+				 "(allowed on a loopback bind_addr only)");
+	}
+	if (!a->token && !conf_admin_loopback(a->bind_addr)) {
+		set_path(w, keys, 3);
+		return walk_fail(w, kv ? kv->line : 1, kv ? kv->col : 1,
+				 "%s is not a loopback address, so the admin endpoint needs a token; add "
+				 "token = \"...\" to [%s.admin] (a long random string), or bind 127.0.0.1",
+				 q, sec);
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* loading */
 
@@ -959,7 +1038,8 @@ struct conf *conf_load_buffer(const char *path, const char *text, size_t len, st
 		struct conf_server *s = c->server;
 		if (validate_services(&w, "server", s->services, s->n_services, s->default_token,
 				      s->default_token_len, false, 0) != 0 ||
-		    validate_transport(&w, root, "server", &s->transport, true) != 0)
+		    validate_transport(&w, root, "server", &s->transport, true) != 0 ||
+		    validate_admin(&w, root, "server", &s->admin) != 0)
 			goto fail;
 	}
 	/* 3. [client] */
@@ -967,7 +1047,8 @@ struct conf *conf_load_buffer(const char *path, const char *text, size_t len, st
 		struct conf_client *cl = c->client;
 		if (validate_services(&w, "client", cl->services, cl->n_services, cl->default_token,
 				      cl->default_token_len, true, cl->retry_interval) != 0 ||
-		    validate_transport(&w, root, "client", &cl->transport, false) != 0)
+		    validate_transport(&w, root, "client", &cl->transport, false) != 0 ||
+		    validate_admin(&w, root, "client", &cl->admin) != 0)
 			goto fail;
 	}
 	/* 4. neither */

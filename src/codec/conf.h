@@ -66,6 +66,17 @@ struct conf_transport {
 	struct conf_websocket websocket;
 };
 
+/* [server.admin] / [client.admin] (molerat only): the admin HTTP endpoint
+ * (docs/admin.md). Absent: no endpoint, nothing changes. */
+struct conf_admin {
+	bool present;                 /* the table exists */
+	char *bind_addr;              /* required in the table: "IP:PORT" (an IP
+				       * literal, or localhost) */
+	char *token;                  /* bearer token; NULL when unset (allowed
+				       * only on a loopback bind_addr) */
+	size_t token_len;
+};
+
 struct conf_service {
 	char *name;                   /* the table key, as written after unquoting */
 	size_t name_len;              /* names may contain NUL */
@@ -87,6 +98,7 @@ struct conf_server {
 	size_t default_token_len;
 	uint64_t heartbeat_interval;  /* default 30; 0 disables */
 	uint64_t half_close_timeout;  /* molerat only: default 60; 0 = wait for ever */
+	struct conf_admin admin;      /* molerat only */
 	struct conf_transport transport;
 	struct conf_service *services;
 	size_t n_services;
@@ -99,6 +111,7 @@ struct conf_client {
 	uint64_t heartbeat_timeout;   /* default 40; 0 disables */
 	uint64_t retry_interval;      /* default 1 */
 	uint64_t half_close_timeout;  /* molerat only: default 60; 0 = wait for ever */
+	struct conf_admin admin;      /* molerat only */
 	struct conf_transport transport;
 	struct conf_service *services;
 	size_t n_services;
@@ -174,6 +187,11 @@ void conf_key_path(char *out, size_t cap, const char *const *keys, const size_t 
  * content ("..." marks a cut; a UTF-8 sequence is not cut in two). Always
  * NUL-terminates out (empty when cap < 8). */
 void conf_quote(char *out, size_t cap, const char *s, size_t n, size_t max);
+
+/* Whether an admin bind_addr ("IP:PORT", "[IPv6]:PORT" or "localhost:PORT")
+ * names a loopback address (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104,
+ * localhost). False for anything else, a malformed value included. */
+bool conf_admin_loopback(const char *bind_addr);
 
 const char *conf_svc_type_name(enum conf_svc_type t);     /* "tcp" / "udp" */
 const char *conf_xport_type_name(enum conf_xport_type t); /* "tcp", "tls", "noise", "websocket" */

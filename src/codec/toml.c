@@ -504,32 +504,6 @@ const char *toml_type_name(enum toml_type t)
 /* ---- strings ------------------------------------------------------------ */
 
 
-static void put_utf8(struct strbuf *b, uint32_t cp)
-{
-	char u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xC0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3F));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xE0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[2] = (char)(0x80 | (cp & 0x3F));
-		n = 3;
-	} else {
-		u[0] = (char)(0xF0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-		u[3] = (char)(0x80 | (cp & 0x3F));
-		n = 4;
-	}
-	strbuf_put(b, u, n);
-}
-
 /* Parses the escape at p->pos (a backslash) into b. In a multi-line string
  * a backslash at the end of a line eats all following whitespace. */
 static int parse_escape(struct parser *p, struct strbuf *b, bool multi)
@@ -574,7 +548,7 @@ static int parse_escape(struct parser *p, struct strbuf *b, bool multi)
 			fail_at(p, off, "\\%c%0*X is not a Unicode scalar value", c, digits, cp);
 			return -1;
 		}
-		put_utf8(b, cp);
+		strbuf_put_utf8(b, cp);
 		return 0;
 	}
 	case -1:

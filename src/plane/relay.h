@@ -35,17 +35,39 @@ enum relay_mode {
 	RELAY_COPY,      /* always the buffered path (MOLERAT_RELAY=copy) */
 };
 
-/* Shared byte counters (per service). Reference-counted because relays
+/* Why a UDP datagram was dropped (the label of
+ * molerat_udp_drops_total{reason}, docs/admin.md). */
+enum udp_drop_reason {
+	UDP_DROP_QUEUE_FULL = 0, /* "queue_full": a queue towards the data channel or
+				  * a mapping (waiting for local_addr) is full */
+	UDP_DROP_TOO_LARGE,      /* "too_large": over 65,507 bytes */
+	UDP_DROP_SEND_FAILED,    /* "send_failed": sendto / sendmmsg failed */
+	UDP_DROP_UNREACHABLE,    /* "unreachable": no way to the address (family,
+				  * local_addr unresolvable, its mapping ended) */
+	UDP_DROP_LIMIT,          /* "limit": too many mappings, out of memory */
+	UDP_DROP_N,
+};
+
+/* Shared counters of one service's data plane: the relays' bytes and the
+ * UDP forwarders' datagrams, read by a scrape of the admin endpoint
+ * (role/metrics.h). Plain integers, written where the work happens (one
+ * loop: no atomics). Reference-counted because relays and forwarders
  * outlive the service that started them (reload, replacement). */
 struct relay_counters {
 	unsigned refs;
-	uint64_t bytes[2];      /* [0]: a -> b, [1]: b -> a */
+	uint64_t bytes[2];      /* [0]: a -> b, [1]: b -> a (UDP: [0] visitor ->
+				 * service, [1] back) */
 	uint64_t relays_total;
 	uint64_t relays_active;
 	/* gauge: bytes read from one side and not yet written to the other
 	 * (in pipes and copy buffers) by the relays using these counters;
 	 * bounded by about 2 * (pipe size or copy buffer) per relay */
 	uint64_t bytes_buffered;
+	/* UDP: [0] visitor -> service, [1] service -> visitor */
+	uint64_t udp_datagrams[2];
+	uint64_t udp_drops[UDP_DROP_N];
+	uint64_t udp_mappings_total;   /* client: visitor mappings ever made */
+	uint64_t udp_mappings_active;  /* client: gauge */
 };
 struct relay_counters *relay_counters_new(void);
 struct relay_counters *relay_counters_ref(struct relay_counters *c);

@@ -41,10 +41,12 @@ void udp_common_init(struct udp_common *cm, const struct udp_env *env)
 }
 
 /* The warning: at most once per UDP_WARN_EVERY_MS, with the count since. */
-void udp_common_count_drops(struct udp_common *cm, const struct addr *who, const char *why,
-			    unsigned n)
+void udp_common_count_drops(struct udp_common *cm, const struct addr *who, enum udp_drop_reason reason,
+			    const char *why, unsigned n)
 {
 	cm->st.dropped += n;
+	if (cm->counters && (unsigned)reason < UDP_DROP_N)
+		cm->counters->udp_drops[reason] += n;
 	char buf[ADDR_STRLEN] = "?";
 	if (who)
 		addr_str(who, buf, sizeof(buf));
@@ -59,9 +61,10 @@ void udp_common_count_drops(struct udp_common *cm, const struct addr *who, const
 	}
 }
 
-void udp_common_count_drop(struct udp_common *cm, const struct addr *who, const char *why)
+void udp_common_count_drop(struct udp_common *cm, const struct addr *who, enum udp_drop_reason reason,
+			   const char *why)
 {
-	udp_common_count_drops(cm, who, why, 1);
+	udp_common_count_drops(cm, who, reason, why, 1);
 }
 
 /* After a read wake-up of a UDP socket (taken datagrams; full: the batch

@@ -61,12 +61,34 @@ struct udp_common {
 /* Copies env's loop, label, callback, and takes a counters reference (the
  * owner drops it with relay_counters_unref). cm is zeroed beforehand. */
 void udp_common_init(struct udp_common *cm, const struct udp_env *env);
-/* Counts n dropped datagrams of one visitor (who may be NULL). The reason
- * is logged at warn level at most once per 10 s (with the count since),
+/* Counts n dropped datagrams of one visitor (who may be NULL), in the
+ * forwarder's statistics and the service's counters (by reason). why is
+ * logged at warn level at most once per 10 s (with the count since),
  * else at debug. */
-void udp_common_count_drops(struct udp_common *cm, const struct addr *who, const char *why,
-			    unsigned n);
-void udp_common_count_drop(struct udp_common *cm, const struct addr *who, const char *why);
+void udp_common_count_drops(struct udp_common *cm, const struct addr *who, enum udp_drop_reason reason,
+			    const char *why, unsigned n);
+void udp_common_count_drop(struct udp_common *cm, const struct addr *who, enum udp_drop_reason reason,
+			   const char *why);
+
+/* Counts n datagrams forwarded (dir 0: visitor -> service, 1: back). */
+static inline void udp_common_count_dgrams(struct udp_common *cm, int dir, uint64_t n)
+{
+	if (dir == 0)
+		cm->st.datagrams_in += n;
+	else
+		cm->st.datagrams_out += n;
+	if (cm->counters)
+		cm->counters->udp_datagrams[dir] += n;
+}
+
+/* Counts n datagrams a send queue dropped without an error callback (what
+ * was left after one gave up): reason send_failed. */
+static inline void udp_common_count_flush_drops(struct udp_common *cm, uint64_t n)
+{
+	cm->st.dropped += n;
+	if (cm->counters)
+		cm->counters->udp_drops[UDP_DROP_SEND_FAILED] += n;
+}
 
 /* Adds n payload bytes to the env's counters (dir 0: in, 1: out). */
 static inline void udp_common_count_bytes(struct udp_common *cm, int dir, size_t n)

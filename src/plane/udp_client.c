@@ -139,7 +139,7 @@ static void map_drop_queue(struct udp_map *m, const char *why)
 	while (m->q_head) {
 		struct udp_pkt *p = m->q_head;
 		m->q_head = p->next;
-		udp_common_count_drop(&c->cm, &m->visitor, why);
+		udp_common_count_drop(&c->cm, &m->visitor, UDP_DROP_UNREACHABLE, why);
 		free(p);
 	}
 	m->q_tail = NULL;
@@ -163,6 +163,8 @@ static void map_close(struct udp_map *m, const char *why)
 	if (*pp)
 		*pp = m->next;
 	c->n_maps--;
+	if (c->cm.counters)
+		c->cm.counters->udp_mappings_active--;
 	m->state = MAP_CLOSED;
 	loop_timer_stop(c->cm.loop, &m->idle);
 	loop_timer_stop(c->cm.loop, &m->nap);
@@ -192,14 +194,14 @@ static int map_send(struct udp_map *m, const uint8_t *buf, size_t len)
 			continue;
 		char why[96];
 		snprintf(why, sizeof(why), "send to local_addr: %s", strerror(e));
-		udp_common_count_drop(&c->cm, &m->visitor, why);
+		udp_common_count_drop(&c->cm, &m->visitor, UDP_DROP_SEND_FAILED, why);
 		if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM || e == EMSGSIZE)
 			return 0;
 		/* an error of the socket itself (ICMP): the mapping goes */
 		map_close(m, why);
 		return -1;
 	}
-	c->cm.st.datagrams_in++;
+	udp_common_count_dgrams(&c->cm, 0, 1);
 	udp_common_count_bytes(&c->cm, 0, len);
 	return 0;
 }
@@ -269,13 +271,13 @@ static void map_on_resolved(void *arg, int err, const struct addr *addrs, size_t
 static struct udp_map *map_new(struct udp_client *c, const struct addr *visitor)
 {
 	if (c->n_maps >= c->max_mappings) {
-		udp_common_count_drop(&c->cm, visitor, "too many visitor mappings");
+		udp_common_count_drop(&c->cm, visitor, UDP_DROP_LIMIT, "too many visitor mappings");
 		return NULL;
 	}
 	int hlen = proto_udp_hdr_len(visitor);
 	struct udp_map *m = hlen > 0 ? calloc(1, sizeof(*m)) : NULL;
 	if (!m) {
-		udp_common_count_drop(&c->cm, visitor,
+		udp_common_count_drop(&c->cm, visitor, hlen > 0 ? UDP_DROP_LIMIT : UDP_DROP_UNREACHABLE,
 				      hlen > 0 ? "out of memory" : "bad address family");
 		return NULL;
 	}
@@ -291,6 +293,10 @@ static struct udp_map *map_new(struct udp_client *c, const struct addr *visitor)
 	m->next = c->buckets[b];
 	c->buckets[b] = m;
 	c->n_maps++;
+	if (c->cm.counters) {
+		c->cm.counters->udp_mappings_active++;
+		c->cm.counters->udp_mappings_total++;
+	}
 	c->cm.st.mappings_total++;
 	m->last = loop_now(c->cm.loop);
 	loop_timer_start(c->cm.loop, &m->idle, c->idle_ms);
@@ -302,7 +308,7 @@ static struct udp_map *map_new(struct udp_client *c, const struct addr *visitor)
 		if (r < 0) {
 			char why[96];
 			snprintf(why, sizeof(why), "cannot open a socket to local_addr: %s", mr_strerror(r));
-			udp_common_count_drop(&c->cm, visitor, why);
+			udp_common_count_drop(&c->cm, visitor, UDP_DROP_UNREACHABLE, why);
 			map_close(m, why);
 			return NULL;
 		}
@@ -310,7 +316,7 @@ static struct udp_map *map_new(struct udp_client *c, const struct addr *visitor)
 	}
 	m->req = dns_resolve(c->dns, c->host, c->port, map_on_resolved, m);
 	if (!m->req) {
-		udp_common_count_drop(&c->cm, visitor, "out of memory");
+		udp_common_count_drop(&c->cm, visitor, UDP_DROP_LIMIT, "out of memory");
 		map_close(m, "out of memory");
 		return NULL;
 	}
@@ -322,13 +328,13 @@ static void map_enqueue(struct udp_map *m, const uint8_t *buf, size_t len)
 {
 	struct udp_client *c = m->c;
 	if (m->q_n >= UDP_MAX_QUEUED_PER_MAPPING || c->pending_bytes + len > UDP_MAX_PENDING_BYTES) {
-		udp_common_count_drop(&c->cm, &m->visitor,
+		udp_common_count_drop(&c->cm, &m->visitor, UDP_DROP_QUEUE_FULL,
 				      "too many datagrams wait for local_addr to resolve");
 		return;
 	}
 	struct udp_pkt *p = malloc(sizeof(*p) + len);
 	if (!p) {
-		udp_common_count_drop(&c->cm, &m->visitor, "out of memory");
+		udp_common_count_drop(&c->cm, &m->visitor, UDP_DROP_LIMIT, "out of memory");
 		return;
 	}
 	p->next = NULL;
@@ -352,7 +358,7 @@ static bool ucli_send_err(void *owner, const struct udp_sendq *q, unsigned i, in
 	struct udp_map *m = c->sq_map;
 	char why[96];
 	snprintf(why, sizeof(why), "send to local_addr: %s", strerror(err));
-	udp_common_count_drops(&c->cm, &m->visitor, why, ndrop);
+	udp_common_count_drops(&c->cm, &m->visitor, UDP_DROP_SEND_FAILED, why, ndrop);
 	if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM || err == EMSGSIZE)
 		return true;
 	/* an error of the socket itself (ICMP): the mapping goes, and with
@@ -367,7 +373,9 @@ static void ucli_on_burst(void *owner)
 	if (!c->sq.n)
 		return;
 	size_t bytes = 0;
-	c->cm.st.datagrams_in += udp_sendq_flush(&c->sq, ucli_send_err, c, &bytes, &c->cm.st.dropped);
+	uint64_t left = 0;
+	udp_common_count_dgrams(&c->cm, 0, udp_sendq_flush(&c->sq, ucli_send_err, c, &bytes, &left));
+	udp_common_count_flush_drops(&c->cm, left);
 	udp_common_count_bytes(&c->cm, 0, bytes);
 	c->sq_map = NULL;
 }
@@ -380,7 +388,7 @@ static void ucli_on_frame(void *owner, const struct udp_frame *f)
 		return;
 	m->last = loop_now(c->cm.loop);
 	if (m->state == MAP_CLOSED) {
-		udp_common_count_drop(&c->cm, &f->from, "its mapping ended");
+		udp_common_count_drop(&c->cm, &f->from, UDP_DROP_UNREACHABLE, "its mapping ended");
 	} else if (m->state == MAP_RESOLVING) {
 		map_enqueue(m, f->payload, f->len);
 	} else {
@@ -416,11 +424,12 @@ static void map_on_io(struct loop *loop, struct io_watcher *w, unsigned revents)
 		if (!p || (size_t)n > UDP_RECV_MAX ||
 		    !udp_chan_frame_commit(&c->ch, p, m->hlen, &m->visitor, (size_t)n)) {
 			udp_common_count_drop(&c->cm, &m->visitor,
+					      (size_t)n > UDP_RECV_MAX ? UDP_DROP_TOO_LARGE : UDP_DROP_QUEUE_FULL,
 					      (size_t)n > UDP_RECV_MAX ? "too large" :
 					      "the data channel's queue is full");
 			continue;
 		}
-		c->cm.st.datagrams_out++;
+		udp_common_count_dgrams(&c->cm, 1, 1);
 		udp_common_count_bytes(&c->cm, 1, (size_t)n);
 	}
 	udp_common_moderate(loop, w, &m->rxm, &m->nap, taken, i == UDP_BATCH);

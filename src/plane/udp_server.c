@@ -181,15 +181,17 @@ static void usrv_on_sock(struct loop *loop, struct io_watcher *w, unsigned reven
 			continue;
 		}
 		if (!p) {
-			udp_common_count_drop(&u->cm, &from, "the data channel's queue is full");
+			udp_common_count_drop(&u->cm, &from, UDP_DROP_QUEUE_FULL, "the data channel's queue is full");
 			continue;
 		}
 		if ((size_t)n > UDP_RECV_MAX || !udp_chan_frame_commit(&u->ch, p, u->hlen, &from, (size_t)n)) {
-			udp_common_count_drop(&u->cm, &from, (size_t)n > UDP_RECV_MAX ? "too large" :
+			udp_common_count_drop(&u->cm, &from,
+					      (size_t)n > UDP_RECV_MAX ? UDP_DROP_TOO_LARGE : UDP_DROP_QUEUE_FULL,
+					      (size_t)n > UDP_RECV_MAX ? "too large" :
 					      "the data channel's queue is full");
 			continue;
 		}
-		u->cm.st.datagrams_in++;
+		udp_common_count_dgrams(&u->cm, 0, 1);
 		udp_common_count_bytes(&u->cm, 0, (size_t)n);
 	}
 	if (u->state == USRV_ATTACHED)
@@ -252,7 +254,7 @@ static bool usrv_send_err(void *owner, const struct udp_sendq *q, unsigned i, in
 	who.len = q->msg[i].msg_hdr.msg_namelen;
 	char why[96];
 	snprintf(why, sizeof(why), "sendto: %s", strerror(err));
-	udp_common_count_drops(&u->cm, &who, why, ndrop);
+	udp_common_count_drops(&u->cm, &who, UDP_DROP_SEND_FAILED, why, ndrop);
 	return true;   /* one visitor's error: the others still get theirs */
 }
 
@@ -269,7 +271,9 @@ static void usrv_on_burst(void *owner)
 	if (!u->sq.n)
 		return;
 	size_t bytes = 0;
-	u->cm.st.datagrams_out += udp_sendq_flush(&u->sq, usrv_send_err, u, &bytes, &u->cm.st.dropped);
+	uint64_t left = 0;
+	udp_common_count_dgrams(&u->cm, 1, udp_sendq_flush(&u->sq, usrv_send_err, u, &bytes, &left));
+	udp_common_count_flush_drops(&u->cm, left);
 	udp_common_count_bytes(&u->cm, 1, bytes);
 }
 
@@ -278,7 +282,7 @@ static void usrv_on_frame(void *owner, const struct udp_frame *f)
 	struct udp_server *u = owner;
 	struct addr to;
 	if (!usrv_dest(u, &f->from, &to)) {
-		udp_common_count_drop(&u->cm, &f->from,
+		udp_common_count_drop(&u->cm, &f->from, UDP_DROP_UNREACHABLE,
 				      "its address family does not match the service socket's");
 		return;
 	}

@@ -51,6 +51,7 @@ struct csvc {
 	uint64_t attempt_start;
 	char server[ADDR_STRLEN];   /* the address this session connected to */
 	struct relay_counters *counters;
+	struct svc_stats *st;       /* control-plane counters (role/metrics.h) */
 };
 
 enum dc_state {
@@ -77,6 +78,8 @@ struct dchan {
 	struct timer retry;
 	struct backoff bo;
 	struct relay_counters *counters;
+	struct svc_stats *st;     /* the service's, shared */
+	bool pooled;              /* counted in st->pooled (Hello sent, no command yet) */
 };
 
 /* A UDP forwarder on one data channel (owned by the client). */
@@ -105,10 +108,27 @@ static void cs_attempt(struct csvc *s);
 
 /* ---------------------------------------------------------------- data channels */
 
+/* The data channel leaves the pool (a command came, or it ends). */
+static void dc_unpool(struct dchan *d)
+{
+	if (d->pooled)
+		d->st->pooled--;
+	d->pooled = false;
+}
+
+/* Counts a failure of a data channel not yet carrying a visitor. */
+static void dc_failed(struct dchan *d, enum dc_fail_reason r)
+{
+	if (d->st)
+		d->st->dc_failures[r]++;
+}
+
 static void dc_free(struct dchan *d)
 {
 	struct client *cl = d->cl;
 	struct loop *loop = cl->env.loop;
+	dc_unpool(d);
+	svc_stats_unref(d->st);
 	list_remove(&cl->dchans, &d->link);
 	if (d->dial)
 		dial_cancel(d->dial);
@@ -132,6 +152,8 @@ static void dc_on_local(void *arg, int fd, int err, const struct addr *peer)
 	if (fd < 0) {
 		log_error("service %s: cannot connect local_addr %s: %s; closing the visitor's connection",
 			  d->label, d->local_addr, mr_strerror(err));
+		dc_failed(d, DCF_LOCAL);
+		svc_stats_error(d->st, "cannot connect local_addr %s: %s", d->local_addr, mr_strerror(err));
 		dc_free(d);
 		return;
 	}
@@ -214,15 +236,20 @@ static void dc_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 {
 	struct dchan *d = owner;
 	enum proto_data_cmd cmd;
+	dc_unpool(d);
 	int r = proto_decode_data_cmd(msg, len, &cmd);
 	if (r < 0) {
 		log_error("service %s: invalid data channel command: %s", d->label, mr_strerror(r));
+		dc_failed(d, DCF_PROTOCOL);
 		dc_free(d);
 		return;
 	}
 	if ((cmd == PROTO_DATA_START_TCP) != (d->type == CONF_SVC_TCP)) {
 		log_error("service %s: the server asks to forward %s but the service is %s here; check `type` on both ends",
 			  d->label, cmd == PROTO_DATA_START_TCP ? "TCP" : "UDP", conf_svc_type_name(d->type));
+		dc_failed(d, DCF_PROTOCOL);
+		svc_stats_error(d->st, "the server asks to forward %s but the service is %s here",
+				cmd == PROTO_DATA_START_TCP ? "TCP" : "UDP", conf_svc_type_name(d->type));
 		dc_free(d);
 		return;
 	}
@@ -240,6 +267,7 @@ static void dc_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 			     dc_on_local, d, &err);
 	if (!d->dial) {
 		log_error("service %s: cannot connect local_addr %s: %s", d->label, d->local_addr, mr_strerror(err));
+		dc_failed(d, DCF_LOCAL);
 		dc_free(d);
 	}
 }
@@ -251,6 +279,10 @@ static void dc_on_open(struct chan *c, void *owner)
 	proto_encode_hello(hello, PROTO_HELLO_DATA, d->key);
 	chan_send(c, hello, sizeof(hello));
 	chan_expect(c, PROTO_CMD_LEN);   /* no timeout: a pooled channel may wait for hours (protocol.md#q25) */
+	if (!d->pooled) {
+		d->pooled = true;
+		d->st->pooled++;
+	}
 }
 
 static void dc_on_error(struct chan *c, void *owner, int err)
@@ -258,8 +290,10 @@ static void dc_on_error(struct chan *c, void *owner, int err)
 	struct dchan *d = owner;
 	if (err == MR_EEOF)
 		log_debug("service %s: data channel closed by the server before use", d->label);
-	else
+	else {
 		log_warn("service %s: data channel: %s", d->label, chan_strerror(c, err));
+		dc_failed(d, DCF_CLOSED);
+	}
 	dc_free(d);
 }
 
@@ -284,6 +318,8 @@ static void dc_on_server(void *arg, int fd, int err, const struct addr *peer)
 		if (backoff_next(&d->bo, loop_now(loop), &delay) != 0) {
 			log_warn("service %s: gave up opening a data channel to %s: %s", d->label, d->server,
 				 mr_strerror(err));
+			dc_failed(d, DCF_CONNECT);
+			svc_stats_error(d->st, "cannot open a data channel to %s: %s", d->server, mr_strerror(err));
 			dc_free(d);
 			return;
 		}
@@ -309,6 +345,7 @@ static void dc_dial(struct dchan *d)
 	d->dial = dial_start(d->cl->env.loop, d->cl->env.dns, d->server, CONNECT_TIMEOUT_MS, dc_on_server, d, &err);
 	if (!d->dial) {
 		log_warn("service %s: cannot open a data channel: %s", d->label, mr_strerror(err));
+		dc_failed(d, DCF_CONNECT);
 		dc_free(d);
 	}
 }
@@ -323,6 +360,7 @@ static void dc_start(struct csvc *s)
 		cl->last_warn = now;
 		log_warn("service %s: %zu data channels already open or opening; ignoring CreateDataChannel",
 			  s->cfg->name, cl->dchans.n);
+		s->st->dc_failures[DCF_LIMIT]++;
 		return;
 	}
 	struct dchan *d = calloc(1, sizeof(*d));
@@ -336,6 +374,7 @@ static void dc_start(struct csvc *s)
 	d->nodelay = s->cfg->nodelay;
 	memcpy(d->key, s->key, PROTO_DIGEST_LEN);
 	d->counters = relay_counters_ref(s->counters);
+	d->st = svc_stats_ref(s->st);
 	loop_timer_init(&d->retry, dc_retry, d);
 	struct backoff_params bp = backoff_params_data_channel();
 	backoff_init(&d->bo, &bp, loop_now(cl->env.loop), NULL, NULL);
@@ -366,6 +405,12 @@ static void cs_fail_why(struct csvc *s, const char *what, const char *why)
 {
 	struct loop *loop = s->cl->env.loop;
 	cs_close_conn(s);
+	if (s->state == CS_READY)
+		s->st->since = metrics_unix_now();
+	else
+		s->st->connects_failed++;
+	s->st->peer[0] = '\0';
+	svc_stats_error(s->st, "%s: %s", what, why);
 	uint64_t now = loop_now(loop);
 	if (now - s->attempt_start > BACKOFF_CTRL_RESET_MS)
 		backoff_reset(&s->bo, now);
@@ -385,9 +430,11 @@ static void cs_fail(struct csvc *s, const char *what, int err)
 static void cs_on_deadline(struct loop *loop, struct timer *t)
 {
 	struct csvc *s = t->data;
-	if (s->state == CS_READY)
+	if (s->state == CS_READY) {
+		s->st->heartbeat_timeouts++;
 		cs_fail(s, "control channel", MR_EHEARTBEAT);
-	else {   /* a proxy step still waiting says which proxy and what for */
+	} else {   /* a proxy step still waiting says which proxy and what for */
+		runtime_count_hs(&s->cl->env, HSF_TIMEOUT);
 		char why[400];   /* the chan goes with the connection cs_fail closes */
 		snprintf(why, sizeof(why), "%s",
 			 s->chan ? chan_strerror(s->chan, MR_ETIMEDOUT_HS) : mr_strerror(MR_ETIMEDOUT_HS));
@@ -409,6 +456,7 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		if (r == 0 && kind != PROTO_HELLO_CONTROL)
 			r = MR_EPROTO_UNEXPECTED;
 		if (r < 0) {
+			runtime_count_hs(&cl->env, HSF_PROTOCOL);
 			cs_fail(s, "invalid Hello from the server", r);
 			return;
 		}
@@ -422,15 +470,22 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		enum proto_ack ack;
 		r = proto_decode_ack(msg, len, &ack);
 		if (r < 0) {
+			runtime_count_hs(&cl->env, HSF_PROTOCOL);
 			cs_fail(s, "invalid Ack from the server", r);
 			return;
 		}
 		if (ack != PROTO_ACK_OK) {
+			if (ack != PROTO_ACK_SERVICE_NOT_EXIST && cl->env.stats)
+				cl->env.stats->auth_failures++;
 			cs_fail(s, "authentication failed",
 				ack == PROTO_ACK_SERVICE_NOT_EXIST ? MR_ESERVICE : MR_EAUTH);
 			return;
 		}
 		s->state = CS_READY;
+		s->st->connects_ok++;
+		s->st->since = metrics_unix_now();
+		s->st->last_heartbeat = 0;
+		snprintf(s->st->peer, sizeof(s->st->peer), "%s", s->server);
 		log_info("service %s: control channel established with %s", s->cfg->name, s->server);
 		if (cl->heartbeat_timeout_ms)
 			loop_timer_start(loop, &s->deadline, cl->heartbeat_timeout_ms);
@@ -448,6 +503,7 @@ static void cs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t le
 		}
 		if (cl->heartbeat_timeout_ms)
 			loop_timer_start(loop, &s->deadline, cl->heartbeat_timeout_ms);
+		s->st->last_heartbeat = metrics_unix_now();
 		if (cmd == PROTO_CMD_CREATE_DATA_CHANNEL)
 			dc_start(s);
 		else
@@ -474,6 +530,8 @@ static void cs_on_error(struct chan *c, void *owner, int err)
 	struct csvc *s = owner;
 	char why[400];  /* the chan goes with the connection cs_fail closes */
 	snprintf(why, sizeof(why), "%s", chan_strerror(c, err));
+	if (s->state != CS_READY)
+		runtime_count_hs(&s->cl->env, HSF_TRANSPORT);
 	cs_fail_why(s, s->state == CS_READY ? "control channel lost" : "handshake with the server", why);
 }
 
@@ -526,6 +584,7 @@ static void csvc_free_mem(void *arg)
 {
 	struct csvc *s = arg;
 	relay_counters_unref(s->counters);
+	svc_stats_unref(s->st);
 	free(s);
 }
 
@@ -548,7 +607,8 @@ static struct csvc *csvc_new(struct client *cl, const struct conf_service *c)
 	s->cl = cl;
 	s->cfg = c;
 	s->counters = relay_counters_new();
-	if (!s->counters) {
+	s->st = svc_stats_new();
+	if (!s->counters || !s->st) {
 		csvc_free_mem(s);
 		return NULL;
 	}
@@ -685,4 +745,36 @@ void client_free(struct client *cl)
 	free(cl->svcs);
 	xport_stack_fini(&cl->stack);
 	free(cl);
+}
+
+size_t client_status(const struct client *cl, struct svc_status *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < cl->n_svcs && n < cap; i++) {
+		const struct csvc *s = cl->svcs[i];
+		const struct relay_counters *rc = s->counters;
+		struct svc_status *o = &out[n++];
+		memset(o, 0, sizeof(*o));
+		o->name = s->cfg->name;
+		o->name_len = s->cfg->name_len;
+		o->udp = s->cfg->type == CONF_SVC_UDP;
+		o->state = s->state == CS_READY ? SVC_UP
+			   : s->state == CS_DIALING || s->state == CS_HELLO || s->state == CS_AUTH ? SVC_CONNECTING
+			   : SVC_DOWN;
+		o->pooled = s->st->pooled;
+		o->st = s->st;
+		o->rc = rc;
+		/* TCP: relay side a is the data channel, b the local service;
+		 * UDP: the forwarder counts [0] visitor -> service */
+		o->bytes_to_service = rc->bytes[0];
+		o->bytes_to_visitor = rc->bytes[1];
+		o->visitors_active = o->udp ? rc->udp_mappings_active : rc->relays_active;
+		o->visitors_total = o->udp ? rc->udp_mappings_total : rc->relays_total;
+	}
+	return n;
+}
+
+size_t client_n_services(const struct client *cl)
+{
+	return cl->n_svcs;
 }

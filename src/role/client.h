@@ -29,4 +29,8 @@ void client_rebind(struct client *c, const struct conf_client *cfg);
  * whose content changed); see server_renew_stack. */
 int client_renew_stack(struct client *c);
 
+/* The admin endpoint's view (role/metrics.h); see server_status. */
+size_t client_status(const struct client *c, struct svc_status *out, size_t cap);
+size_t client_n_services(const struct client *c);
+
 #endif

@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "codec/conf_diff.h"
+#include "role/admin.h"
 #include "role/client.h"
 #include "role/conf_check.h"
 #include "role/grace.h"
@@ -55,6 +56,14 @@ struct reload {
 	char *key_path[MAX_KEY_FILES];     /* the key files the running stack was built from */
 	struct blob key[MAX_KEY_FILES];
 	struct grace grace;
+	/* the admin endpoint (role/admin.h): started and stopped with the
+	 * instance; what it reports about the process outlives instances */
+	struct admin *admin;
+	struct role_counters stats;  /* runtime.stats of every instance */
+	uint64_t reloads[2];         /* [RELOAD_APPLIED], [RELOAD_REJECTED] */
+	int64_t started;             /* unix s */
+	struct svc_status *snap;     /* a scrape's view, reused */
+	size_t snap_cap;
 };
 
 /* ---------------------------------------------------------------- files */
@@ -198,8 +207,54 @@ static const char *mode_name(enum conf_mode m)
 
 static void on_started(void *arg);
 
+/* The admin endpoint's snapshot (role/admin.h): the running instance's
+ * services, the counters kept here. */
+static void on_snapshot(void *arg, struct status *st)
+{
+	struct reload *rl = arg;
+	size_t n = rl->srv ? server_n_services(rl->srv) : rl->cli ? client_n_services(rl->cli) : 0;
+	if (n > rl->snap_cap) {
+		struct svc_status *p = realloc(rl->snap, n * sizeof(*p));
+		if (p) {
+			rl->snap = p;
+			rl->snap_cap = n;
+		}
+	}
+	if (n > rl->snap_cap)
+		n = rl->snap_cap;   /* out of memory: fewer services */
+	const struct conf_transport *t =
+		rl->mode == CONF_MODE_SERVER ? &rl->cur->server->transport : &rl->cur->client->transport;
+	st->role = mode_name(rl->mode);
+	st->version = MOLERAT_VERSION;
+	st->transport = conf_xport_type_name(t->type);
+	st->started = rl->started;
+	st->svcs = rl->snap;
+	st->n_svcs = rl->srv ? server_status(rl->srv, rl->snap, n) : rl->cli ? client_status(rl->cli, rl->snap, n) : 0;
+	st->counters = &rl->stats;
+	st->reloads[RELOAD_APPLIED] = rl->reloads[RELOAD_APPLIED];
+	st->reloads[RELOAD_REJECTED] = rl->reloads[RELOAD_REJECTED];
+}
+
+/* Starts the admin endpoint of the running config, if it has one. */
+static int admin_start(struct reload *rl)
+{
+	const struct conf_admin *ac = rl->mode == CONF_MODE_SERVER ? &rl->cur->server->admin : &rl->cur->client->admin;
+	if (!ac->present)
+		return 0;
+	struct admin_cfg cfg = {
+		.loop = rl->rt.loop,
+		.bind_addr = ac->bind_addr,
+		.token = ac->token,
+		.token_len = ac->token_len,
+		.src = { .snapshot = on_snapshot, .arg = rl },
+	};
+	return admin_new(&cfg, &rl->admin);
+}
+
 static void instance_stop(struct reload *rl)
 {
+	admin_free(rl->admin);
+	rl->admin = NULL;
 	server_free(rl->srv);
 	client_free(rl->cli);
 	rl->srv = NULL;
@@ -214,8 +269,12 @@ static int instance_start(struct reload *rl)
 		r = server_new(&rl->rt, rl->cur->server, &rl->srv);
 	else
 		r = client_new(&rl->rt, rl->cur->client, &rl->cli);
-	if (r < 0)
+	if (r == 0)
+		r = admin_start(rl);
+	if (r < 0) {
+		instance_stop(rl);
 		return r;
+	}
 	keys_snapshot(rl);
 	if (rl->cli)
 		on_started(rl);   /* up at once: its server may come later */
@@ -255,6 +314,8 @@ static void on_rollback(struct loop *loop, struct timer *t)
 	rl->prev = NULL;
 	log_error("reload rejected: the new configuration cannot start (%s); running the previous one again",
 		  mr_strerror(rl->start_err));
+	rl->reloads[RELOAD_APPLIED]--;
+	rl->reloads[RELOAD_REJECTED]++;
 	int r = instance_start(rl);
 	if (r < 0) {
 		log_error("cannot start the %s again: %s", mode_name(rl->mode), mr_strerror(r));
@@ -374,6 +435,7 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 	if (!now.data) {
 		log_error("reload (%s) rejected: cannot read %s: %s; the running configuration stays",
 			  trigger, rl->path, mr_strerror(now.err));
+		rl->reloads[RELOAD_REJECTED]++;
 		return;
 	}
 
@@ -381,6 +443,7 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 	struct conf *c = conf_load_buffer(rl->path, now.data, now.len, &err);
 	if (!c) {
 		log_error("reload (%s) rejected: %s; the running configuration stays", trigger, err.msg);
+		rl->reloads[RELOAD_REJECTED]++;
 		return;
 	}
 	struct conf_diff d;
@@ -390,6 +453,7 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 		mode = conf_pick_mode(c, rl->flag, &err);
 		if (mode == CONF_MODE_AUTO) {
 			log_error("reload (%s) rejected: %s; the running configuration stays", trigger, err.msg);
+			rl->reloads[RELOAD_REJECTED]++;
 			conf_diff_free(&d);
 			conf_free(c);
 			return;
@@ -403,6 +467,7 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 			snprintf(fe.line, sizeof(fe.line), "%s", mr_strerror(r));
 		log_error("reload (%s) rejected: %s%s; the running configuration stays", trigger, fe.line,
 			  fe.n > 1 ? " (and more errors: see molerat check)" : "");
+		rl->reloads[RELOAD_REJECTED]++;
 		conf_diff_free(&d);
 		conf_free(c);
 		return;
@@ -418,6 +483,7 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 		log_info("reload (%s): %s; restarting the %s%s", trigger, what, mode_name(mode),
 			 mode != rl->mode ? " (the mode changed)" : "");
 		conf_diff_free(&d);
+		rl->reloads[RELOAD_APPLIED]++;   /* a start failure counts as rejected too (on_rollback) */
 		apply_general(rl, c, mode);
 		return;
 	}
@@ -428,6 +494,7 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 			/* the instance is half changed: a fresh one from c */
 			log_error("reload (%s): %s failed (%s); restarting the %s", trigger, what,
 				  mr_strerror(r), mode_name(mode));
+			rl->reloads[RELOAD_APPLIED]++;
 			apply_general(rl, c, mode);
 			return;
 		}
@@ -442,6 +509,8 @@ void reload_request(struct reload *rl, const char *trigger, bool explicit)
 		tls = r == 0 ? "; TLS identity reloaded for new connections"
 			     : "; the changed TLS file cannot be used: the previous identity stays";
 	}
+	if (change != CONF_SAME || keys)
+		rl->reloads[RELOAD_APPLIED]++;
 	if (explicit || change != CONF_SAME || keys)
 		log_info("reload (%s): %s%s", trigger, what, tls);
 }
@@ -467,6 +536,8 @@ int reload_new(const struct runtime *rt, const struct reload_opts *o, struct con
 	rl->rt.started = on_started;
 	rl->rt.retire = on_retire;
 	rl->rt.arg = rl;
+	rl->rt.stats = &rl->stats;
+	rl->started = metrics_unix_now();
 	rl->flag = o->flag;
 	rl->cur = c;
 	rl->mode = mode;
@@ -495,6 +566,7 @@ void reload_free(struct reload *rl)
 	conf_free(rl->prev);
 	blob_free(&rl->last);
 	keys_forget(rl);
+	free(rl->snap);
 	free(rl->path);
 	free(rl);
 }

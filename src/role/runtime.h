@@ -3,6 +3,9 @@
  * from the environment (read once, in main: nothing below main calls
  * getenv). Neither role includes the other; both take a struct runtime.
  *
+ * A role counts what happens per service in a struct svc_stats of its
+ * own (role/metrics.h) and per instance in *stats.
+ *
  * Ownership: main owns everything a runtime points to and frees it after
  * the roles (server_free / client_free); a role copies the struct and
  * borrows the pointers. */
@@ -15,6 +18,7 @@
 #include "base/dns.h"
 #include "base/loop.h"
 #include "plane/relay.h"
+#include "role/metrics.h"
 
 /* TCP_USER_TIMEOUT of the tunnel's sockets when the config sets no
  * liveness window (heartbeats off), and its floor and ceiling (ms). */
@@ -58,6 +62,16 @@ struct runtime {
 	 * (protocol.md#p-reload-apply). label: the service's name (copy it) */
 	void (*retire)(void *arg, struct relay_counters *c, const char *label);
 	void *arg;
+	/* the instance's counters (role/metrics.h), kept by role/reload.c
+	 * across restarts; NULL: not counted */
+	struct role_counters *stats;
 };
+
+/* Counts one handshake failure of the instance (rt->stats may be NULL). */
+static inline void runtime_count_hs(const struct runtime *rt, enum hs_fail_reason r)
+{
+	if (rt->stats)
+		rt->stats->handshake_failures[r]++;
+}
 
 #endif

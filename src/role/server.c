@@ -53,6 +53,7 @@ struct svc {
 	uint8_t digest[PROTO_DIGEST_LEN];
 	struct session *session;       /* the live control channel's session, or NULL */
 	struct relay_counters *counters;
+	struct svc_stats *st;          /* control-plane counters (role/metrics.h) */
 };
 
 /* A visitor accepted on a service listener, waiting for a data channel. */
@@ -234,6 +235,7 @@ static void svc_free(struct svc *v, const char *why)
 	if (v->counters && v->srv->env.retire)
 		v->srv->env.retire(v->srv->env.arg, v->counters, v->cfg->name);
 	relay_counters_unref(v->counters);
+	svc_stats_unref(v->st);
 	free(v);
 }
 
@@ -245,7 +247,8 @@ static struct svc *svc_new(struct server *srv, const struct conf_service *c)
 	v->srv = srv;
 	v->cfg = c;
 	v->counters = relay_counters_new();
-	if (!v->counters) {
+	v->st = svc_stats_new();
+	if (!v->counters || !v->st) {
 		svc_free(v, "out of memory");
 		return NULL;
 	}
@@ -329,6 +332,7 @@ static void visitor_on_timeout(struct loop *loop, struct timer *t)
 	struct session *s = v->sess;
 	log_warn("service %s: visitor waited %d s for a data channel; closing it (is the client able to reach this server?)",
 		 svc_label(s->svc), VISITOR_WAIT_MS / 1000);
+	svc_stats_error(s->svc->st, "a visitor waited %d s for a data channel and was closed", VISITOR_WAIT_MS / 1000);
 	visitor_unlink(s, v);
 	visitor_free(loop, v);
 }
@@ -400,6 +404,7 @@ static void pooled_on_error(struct chan *c, void *owner, int err)
 	struct session *s = p->sess;
 	struct loop *loop = s->srv->env.loop;
 	log_debug("service %s: pooled data channel closed: %s", svc_label(s->svc), mr_strerror(err));
+	s->svc->st->dc_failures[DCF_CLOSED]++;
 	if (!p->paired && !p->udp_start) {
 		pooled_unlink(s, p);
 		chan_close(c);
@@ -557,6 +562,7 @@ static void session_add_channel(struct session *s, struct chan *c)
 		if (warn_ok(s->srv->env.loop, &s->last_warn))
 			log_warn("service %s: %zu data channels already pooled; closing a new one",
 				 svc_label(s->svc), s->pool.n);
+		s->svc->st->dc_failures[DCF_LIMIT]++;
 		chan_close(c);
 		return;
 	}
@@ -631,6 +637,7 @@ static void session_accept(struct loop *loop, struct io_watcher *w, unsigned rev
 		}
 		v->sess = s;
 		v->fd = fd;
+		s->svc->st->visitors_total++;
 		loop_timer_init(&v->wait, visitor_on_timeout, v);
 		loop_timer_start(loop, &v->wait, VISITOR_WAIT_MS);
 		loop_io_init(&v->w, visitor_on_peer_end, v);
@@ -674,6 +681,7 @@ static void session_bind(struct session *s)
 		log_error("service %s: cannot listen on %s: %s; retrying in %llu ms",
 			  svc_label(s->svc), addr_str(&s->bind, buf, sizeof(buf)), mr_strerror(fd),
 			  (unsigned long long)delay);
+		svc_stats_error(s->svc->st, "cannot listen on %s: %s", buf, mr_strerror(fd));
 		s->lst = LST_BIND_RETRY;
 		loop_timer_start(loop, &s->retry, delay);
 		return;
@@ -759,8 +767,12 @@ static void session_end(struct session *s, const char *why)
 	struct loop *loop = s->srv->env.loop;
 	s->ending = true;
 	log_info("service %s: control channel ended: %s", svc_label(s->svc), why);
-	if (s->svc->session == s)
+	if (s->svc->session == s) {
 		s->svc->session = NULL;
+		s->svc->st->since = metrics_unix_now();
+		s->svc->st->peer[0] = '\0';
+		svc_stats_error(s->svc->st, "control channel ended: %s", why);
+	}
 	if (s->ctrl)
 		chan_close(s->ctrl);
 	s->ctrl = NULL;
@@ -817,10 +829,12 @@ static void session_heartbeat(struct loop *loop, struct timer *t)
 		session_end(s, "cannot write a heartbeat");
 		return;
 	}
+	s->svc->st->last_heartbeat = metrics_unix_now();
 	loop_timer_start(loop, &s->heartbeat, s->srv->heartbeat_ms);
 }
 
-static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, const uint8_t key[PROTO_DIGEST_LEN])
+static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, const uint8_t key[PROTO_DIGEST_LEN],
+			  const char *peer)
 {
 	struct loop *loop = srv->env.loop;
 	if (v->session) {
@@ -843,6 +857,10 @@ static void session_start(struct server *srv, struct svc *v, struct chan *ctrl, 
 	struct backoff_params bp = backoff_params_listener_bind();
 	backoff_init(&s->bo, &bp, loop_now(loop), NULL, NULL);
 	v->session = s;
+	v->st->connects_ok++;
+	v->st->since = metrics_unix_now();
+	v->st->last_heartbeat = 0;
+	snprintf(v->st->peer, sizeof(v->st->peer), "%s", peer);
 	chan_set_owner(ctrl, &ctrl_cbs, s);
 	chan_expect(ctrl, 0);   /* read, so a client that went away is noticed (protocol.md#q3) */
 	session_listen(s);
@@ -919,6 +937,7 @@ static bool hs_evict(struct server *srv, struct handshake *h, uint64_t grace_ms,
 		return false;
 	log_limited(&srv->log_hs_evicted, loop_now(srv->env.loop), LOGL_WARN,
 		    "connection from %s: handshake unfinished while %s; closing it to make room", h->peer, why);
+	runtime_count_hs(&srv->env, HSF_EVICTED);
 	hs_free(h, true);
 	return true;
 }
@@ -928,6 +947,7 @@ static void hs_on_timeout(struct loop *loop, struct timer *t)
 	struct handshake *h = t->data;
 	log_limited(&h->srv->log_hs_failed, loop_now(loop), LOGL_WARN,
 		    "connection from %s: handshake not finished in time; closing it", h->peer);
+	runtime_count_hs(&h->srv->env, HSF_TIMEOUT);
 	hs_free(h, true);
 }
 
@@ -940,9 +960,11 @@ static void hs_on_error(struct chan *c, void *owner, int err)
 		/* a port probe (connect, close): worth no warning, and it must
 		 * not take the rate-limited line from a real failure */
 		log_debug("connection from %s: closed before its Hello", h->peer);
-	else
+	else {
 		log_limited(&h->srv->log_hs_failed, loop_now(h->srv->env.loop), LOGL_WARN,
 			    "connection from %s: handshake failed: %s", h->peer, chan_strerror(c, err));
+		runtime_count_hs(&h->srv->env, HSF_TRANSPORT);
+	}
 	hs_free(h, true);
 }
 
@@ -974,6 +996,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 		log_limited(&srv->log_bad_hello, loop_now(srv->env.loop), LOGL_ERROR,
 			    "connection from %s: not a rathole Hello (%s; first 4 bytes read as %u); dropped",
 			    h->peer, mr_strerror(r), tag);
+		runtime_count_hs(&srv->env, HSF_PROTOCOL);
 		hs_free(h, true);
 		return;
 	}
@@ -983,6 +1006,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 			log_limited(&srv->log_stale_key, loop_now(srv->env.loop), LOGL_WARN,
 				    "connection from %s: data channel with an unknown session key (incorrect nonce or stale control channel); closed",
 				    h->peer);
+			runtime_count_hs(&srv->env, HSF_STALE_KEY);
 			hs_free(h, true);
 			return;
 		}
@@ -1011,6 +1035,7 @@ static void hs_on_hello(struct handshake *h, const uint8_t *msg, size_t len)
 			snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 		log_error("connection from %s: control channel for a service that does not exist (digest %s...); Ack ServiceNotExist",
 			  h->peer, hex);
+		runtime_count_hs(&srv->env, HSF_UNKNOWN_SERVICE);
 		hs_fail(h, PROTO_ACK_SERVICE_NOT_EXIST);
 		return;
 	}
@@ -1024,14 +1049,20 @@ static void hs_on_auth(struct handshake *h, const uint8_t *msg)
 	proto_session_key(h->svc->cfg->token, h->svc->cfg->token_len, h->nonce, want);
 	if (!proto_digest_equal(want, msg)) {
 		log_error("connection from %s: service %s: incorrect token; Ack AuthFailed", h->peer, svc_label(h->svc));
+		h->svc->st->connects_failed++;
+		if (h->srv->env.stats)
+			h->srv->env.stats->auth_failures++;
+		svc_stats_error(h->svc->st, "incorrect token from %s", h->peer);
 		hs_fail(h, PROTO_ACK_AUTH_FAILED);
 		return;
 	}
 	struct chan *c = h->chan;
 	struct svc *v = h->svc;
+	char peer[ADDR_STRLEN];
+	memcpy(peer, h->peer, sizeof(peer));
 	h->chan = NULL;
 	hs_free(h, false);
-	session_start(v->srv, v, c, want);
+	session_start(v->srv, v, c, want, peer);
 }
 
 static void hs_on_msg(struct chan *c, void *owner, const uint8_t *msg, size_t len)
@@ -1278,4 +1309,40 @@ void server_free(struct server *srv)
 	free(srv->svcs);
 	xport_stack_fini(&srv->stack);
 	free(srv);
+}
+
+size_t server_status(const struct server *srv, struct svc_status *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < srv->n_svcs && n < cap; i++) {
+		const struct svc *v = srv->svcs[i];
+		const struct session *s = v->session && !v->session->ending ? v->session : NULL;
+		const struct relay_counters *rc = v->counters;
+		struct svc_status *o = &out[n++];
+		memset(o, 0, sizeof(*o));
+		o->name = v->cfg->name;
+		o->name_len = v->cfg->name_len;
+		o->udp = v->cfg->type == CONF_SVC_UDP;
+		o->state = s ? SVC_UP : SVC_DOWN;
+		o->pooled = s ? s->pool.n : 0;
+		o->st = v->st;
+		o->rc = rc;
+		if (o->udp) {
+			/* the UDP forwarder counts [0] visitor -> service */
+			o->bytes_to_service = rc->bytes[0];
+			o->bytes_to_visitor = rc->bytes[1];
+		} else {
+			/* relay side a is the data channel, b the visitor */
+			o->bytes_to_service = rc->bytes[1];
+			o->bytes_to_visitor = rc->bytes[0];
+			o->visitors_active = rc->relays_active + (s ? s->visitors.n + s->draining.n : 0);
+			o->visitors_total = v->st->visitors_total;
+		}
+	}
+	return n;
+}
+
+size_t server_n_services(const struct server *srv)
+{
+	return srv->n_svcs;
 }

@@ -39,4 +39,10 @@ void server_rebind(struct server *s, const struct conf_server *cfg);
  * Returns 0 or a negative error. */
 int server_renew_stack(struct server *s);
 
+/* The admin endpoint's view (role/metrics.h): one svc_status per service
+ * (at most cap) into out; the pointers in it are valid until the server
+ * next runs or changes. Returns how many. */
+size_t server_status(const struct server *s, struct svc_status *out, size_t cap);
+size_t server_n_services(const struct server *s);
+
 #endif

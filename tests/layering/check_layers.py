@@ -24,7 +24,9 @@ import sys
 PURE_BASE = {"err", "log", "util", "strbuf", "backoff"}
 # ranks, lowest first: a file may include its own rank or lower
 RANK = {"base-pure": 0, "codec": 1, "base": 2, "xport": 3, "plane": 4, "role": 5}
-ROLE_SHARED = {"runtime", "chan", "conf_check", "grace", "watch"}
+# metrics: the counters and snapshot types every role fills for the admin
+# endpoint; admin_page: the status page's bytes, served by admin.c
+ROLE_SHARED = {"runtime", "chan", "conf_check", "grace", "watch", "metrics", "admin_page"}
 ROLE_DRIVERS = {"reload"}   # may include the roles it drives
 CODEC_FORBIDDEN_SYS = {"sys/epoll.h", "sys/signalfd.h", "sys/timerfd.h", "ares.h", "netdb.h"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)

@@ -894,10 +894,10 @@ static void test_schema_and_docs(void **state)
 	size_t n = conf_schema_walk(check_doc_key, &dc);
 	assert_int_equal(n, dc.n);
 	/* 2 top + 6 server + 4 server svc + 7 client + 5 client svc + 2 * (5
-	 * transport + 4 tcp + 4 tls + 3 noise + 1 websocket) */
-	assert_int_equal(n, 2 + 6 + 4 + 7 + 5 + 2 * 17);
+	 * transport + 4 tcp + 4 tls + 3 noise + 1 websocket + 3 admin) */
+	assert_int_equal(n, 2 + 6 + 4 + 7 + 5 + 2 * 20);
 	assert_int_equal(dc.hot, 2 + 4 + 5);   /* both services tables and their keys */
-	assert_int_equal(dc.required, 2 + 1 + 2 + 1 + 2 * 2);
+	assert_int_equal(dc.required, 2 + 1 + 2 + 1 + 2 * 3);
 	assert_int_equal(dc.errors, 0);
 	free((void *)dc.doc);
 	assert_string_equal(conf_xport_type_name(CONF_XPORT_WEBSOCKET), "websocket");
