@@ -3,6 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+void strbuf_reserve(struct strbuf *b, size_t n)
+{
+	if (b->oom || b->cap - b->len > n)
+		return;
+	char *np = n < ((size_t)-1) / 2 - b->len ? realloc(b->p, b->len + n + 1) : NULL;
+	if (!np) {
+		b->oom = true;
+		return;
+	}
+	b->p = np;
+	b->cap = b->len + n + 1;
+}
+
 void strbuf_put(struct strbuf *b, const void *d, size_t n)
 {
 	if (b->oom)

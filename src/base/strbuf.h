@@ -18,6 +18,9 @@ struct strbuf {
 };
 
 void strbuf_put(struct strbuf *b, const void *d, size_t n);
+/* Makes room for n more bytes at once (a builder that knows its size
+ * skips the doublings and their copies). */
+void strbuf_reserve(struct strbuf *b, size_t n);
 static inline void strbuf_putc(struct strbuf *b, char c) { strbuf_put(b, &c, 1); }
 /* Hands the NUL-terminated string to the caller (who frees it) and resets
  * b; *len (optional) gets its length. NULL when memory ran out (the buffer

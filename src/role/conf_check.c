@@ -290,9 +290,11 @@ static void warn_services_server(struct wctx *x, const struct conf_server *s)
 		const struct conf_service *v = &s->services[i];
 		warn_addr(x, kp_add(kp_svc("server", v), "bind_addr"), v->bind_addr, "\"0.0.0.0:8080\"");
 		for (size_t j = 0; j < i; j++)
-			if (s->services[j].type == v->type && !strcmp(s->services[j].bind_addr, v->bind_addr))
+			if (s->services[j].type == v->type && !strcmp(s->services[j].bind_addr, v->bind_addr)) {
 				wemit(x, kp_add(kp_svc("server", v), "bind_addr"),
 				      "another service binds the same address; only one of them can listen");
+				break;   /* once per service, not once per pair */
+			}
 	}
 }
 

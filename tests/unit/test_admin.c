@@ -430,9 +430,16 @@ static void test_thousand(void **state)
 	struct status s = { .role = "server", .version = "1", .transport = "tcp", .svcs = sv, .n_svcs = N,
 			    .counters = &cn, .open_fds = 1, .rss_bytes = 1 };
 	struct timespec t0, t1, t2;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	char *p = render(metrics_render_prom, &s);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	char *p = NULL;
+	double best = 1e9;
+	for (int k = 0; k < 5; k++) {   /* the best of 5: the first one pays for fresh pages */
+		free(p);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		p = render(metrics_render_prom, &s);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double ms = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e6;
+		best = ms < best ? ms : best;
+	}
 	char *j = render(metrics_render_json, &s);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	size_t lines = 0;
@@ -443,8 +450,8 @@ static void test_thousand(void **state)
 	struct json *doc = json_parse(j, strlen(j), NULL, NULL);
 	assert_non_null(doc);
 	assert_int_equal(json_get(doc, "services")->n, N);
-	print_message("1,000 services: /metrics %zu bytes in %.2f ms, /api/v1/status %zu bytes in %.2f ms\n",
-		      strlen(p), ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e6, strlen(j),
+	print_message("1,000 services: /metrics %zu bytes in %.2f ms (best of 5), /api/v1/status %zu bytes in %.2f ms\n",
+		      strlen(p), best, strlen(j),
 		      ((t2.tv_sec - t1.tv_sec) * 1e9 + (t2.tv_nsec - t1.tv_nsec)) / 1e6);
 	json_free(doc);
 	free(p);
