@@ -302,6 +302,7 @@ static void conn_respond(struct aconn *c, size_t head_len)
 {
 	struct strbuf out = { .p = c->a->spare, .cap = c->a->spare_cap };
 	c->a->spare = NULL;
+	c->a->spare_cap = 0;
 	int code;
 	admin_respond(&c->a->cfg, c->in, head_len, &out, &code);
 	c->out_cap = out.cap;
@@ -324,6 +325,7 @@ static void conn_on_431(struct aconn *c)
 {
 	struct strbuf out = { 0 };
 	respond_text(&out, 431, NULL, "request head too large\n", false);
+	c->out_cap = out.cap;
 	c->out = strbuf_take(&out, &c->out_len);
 	log_limited(&c->a->log_big, loop_now(c->a->cfg.loop), LOGL_WARN,
 		    "admin endpoint: %s: request head over %d bytes; 431", c->peer, ADMIN_HEAD_MAX);

@@ -318,6 +318,43 @@ def test_thousand_services_scrape(procs):
     assert st == 503 and body.count(b"\n") == n
 
 
+def test_responses_that_overlap_or_are_cut(procs):
+    """A response's buffer is reused by the next one: requests that reset
+    before their answer is written, and answers still being written while
+    the next request comes (300 services: /metrics outgrows the socket
+    buffers), leave the endpoint answering, whole, with or without the
+    token (a crash here needs none)."""
+    services = [{"name": f"svc-{i:03d}", "port": 1, "token": "t"} for i in range(300)]
+    aport, sport = mrlib.free_port(), mrlib.free_port()
+    m = procs.server(mrlib.server_toml(sport, services, extra=admin_toml("server", aport, TOKEN)))
+    assert mrlib.wait_port(aport, mrlib.slow(10), proc=m), m.tail()
+    st, _, full = http(aport, "/metrics", TOKEN)
+    assert st == 200
+    for i in range(20):
+        # reset right after the request: the write of the answer fails
+        r = socket.create_connection((HOST, aport), timeout=5)
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        r.sendall(b"GET / HTTP/1.1\r\n\r\n" if i % 2 else
+                  f"GET /metrics HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+        r.close()
+        # a large answer left unread while two more requests are answered
+        slow = socket.create_connection((HOST, aport), timeout=5)
+        slow.sendall(f"GET /metrics HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+        time.sleep(0.02)
+        assert http(aport, "/metrics")[0] == 401, m.tail()
+        st, _, body = http(aport, "/metrics", TOKEN)
+        assert st == 200 and body.count(b"\n") == full.count(b"\n"), m.tail()
+        got = b""
+        while True:
+            b = slow.recv(1 << 16)
+            if not b:
+                break
+            got += b
+        slow.close()
+        assert got.startswith(b"HTTP/1.1 200") and got.count(b"\n") > full.count(b"\n"), len(got)
+    assert m.alive(), m.tail()
+
+
 def test_reload_counters_survive_restart(procs):
     aport = mrlib.free_port()
     sport = mrlib.free_port()
