@@ -58,8 +58,7 @@ struct admin {
 	/* the last response's buffer, kept for the next one (owned): a scrape
 	 * of many services writes megabytes, and fresh pages each time cost
 	 * more than rendering them */
-	char *spare;
-	size_t spare_cap;
+	struct strbuf spare;           /* empty (len 0), or p NULL */
 	/* one rate limit per kind of dropped peer (log_limited) */
 	struct log_limit log_drop, log_bad, log_big, log_full, log_accept;
 };
@@ -285,12 +284,10 @@ static void conn_write(struct aconn *c)
 			loop_timer_start(loop, &c->t, ADMIN_WRITE_MS);
 		return;
 	}
-	if (!c->a->spare && c->out_cap <= SPARE_MAX) {
-		c->a->spare = c->out;
-		c->a->spare_cap = c->out_cap;
-	} else {
+	if (!c->a->spare.p && c->out_cap <= SPARE_MAX)
+		c->a->spare = (struct strbuf){ .p = c->out, .cap = c->out_cap };
+	else
 		free(c->out);
-	}
 	c->out = NULL;
 	shutdown(c->w.fd, SHUT_WR);
 	c->state = AC_LINGER;
@@ -298,44 +295,45 @@ static void conn_write(struct aconn *c)
 	loop_timer_start(loop, &c->t, ADMIN_LINGER_MS);
 }
 
+/* The response in out becomes c's (out is reset) and its writing starts.
+ * False when memory ran out making it (nothing is written then). */
+static bool conn_start_write(struct aconn *c, struct strbuf *out)
+{
+	c->out_cap = out->cap;
+	c->out = strbuf_take(out, &c->out_len);
+	if (!c->out)
+		return false;
+	c->state = AC_WRITING;
+	loop_timer_stop(c->a->cfg.loop, &c->t);
+	conn_write(c);
+	return true;
+}
+
 static void conn_respond(struct aconn *c, size_t head_len)
 {
-	struct strbuf out = { .p = c->a->spare, .cap = c->a->spare_cap };
-	c->a->spare = NULL;
-	c->a->spare_cap = 0;
+	struct strbuf out = c->a->spare;   /* taken whole: the admin keeps none */
+	c->a->spare = (struct strbuf){ 0 };
 	int code;
 	admin_respond(&c->a->cfg, c->in, head_len, &out, &code);
-	c->out_cap = out.cap;
-	c->out = strbuf_take(&out, &c->out_len);
-	if (!c->out) {
-		conn_drop(c, "out of memory for the response");
-		return;
-	}
-	if (code == 400)
+	if (out.oom)
+		;   /* dropped below, with its own line */
+	else if (code == 400)
 		log_limited(&c->a->log_bad, loop_now(c->a->cfg.loop), LOGL_WARN,
 			    "admin endpoint: %s: not an HTTP request; 400", c->peer);
 	else
 		log_debug("admin endpoint: %s: %.*s -> %d", c->peer, (int)strcspn(c->in, "\r\n"), c->in, code);
-	c->state = AC_WRITING;
-	loop_timer_stop(c->a->cfg.loop, &c->t);
-	conn_write(c);
+	if (!conn_start_write(c, &out))
+		conn_drop(c, "out of memory for the response");
 }
 
 static void conn_on_431(struct aconn *c)
 {
 	struct strbuf out = { 0 };
 	respond_text(&out, 431, NULL, "request head too large\n", false);
-	c->out_cap = out.cap;
-	c->out = strbuf_take(&out, &c->out_len);
 	log_limited(&c->a->log_big, loop_now(c->a->cfg.loop), LOGL_WARN,
 		    "admin endpoint: %s: request head over %d bytes; 431", c->peer, ADMIN_HEAD_MAX);
-	if (!c->out) {
+	if (!conn_start_write(c, &out))
 		conn_close(c);
-		return;
-	}
-	c->state = AC_WRITING;
-	loop_timer_stop(c->a->cfg.loop, &c->t);
-	conn_write(c);
 }
 
 static void conn_read_head(struct aconn *c)
@@ -522,7 +520,7 @@ int admin_new(const struct admin_cfg *cfg, struct admin **out)
 static void admin_free_mem(void *arg)
 {
 	struct admin *a = arg;
-	free(a->spare);
+	free(a->spare.p);
 	free(a);
 }
 
